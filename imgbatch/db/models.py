@@ -1,0 +1,143 @@
+"""The tables: requests, their products, their images, and webhook delivery attempts.
+
+Keys are chosen for bulk ingest: a product is (request_id, position) and an image is
+(request_id, seq), with ``seq`` numbering a request's images in output order (product
+order, then URL order), so no generated ids have to be read back while inserting.
+
+The same URL appearing twice in a request is fetched once: the first occurrence is the
+*source*; later ones point at it with ``source_seq`` and take its result when it finishes.
+``copies`` on a source counts those duplicates, so counters move by ``1 + copies``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, ClassVar
+
+from sqlalchemy import JSON, DateTime, ForeignKeyConstraint, Index, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class RequestStatus(StrEnum):
+    PENDING = "pending"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    COMPLETED_WITH_ERRORS = "completed_with_errors"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+ACTIVE_STATUSES = (RequestStatus.PENDING, RequestStatus.PROCESSING)
+TERMINAL_STATUSES = tuple(s for s in RequestStatus if s not in ACTIVE_STATUSES)
+
+
+class ImageStatus(StrEnum):
+    PENDING = "pending"
+    PROCESSING = "processing"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class WebhookStatus(StrEnum):
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
+class Base(DeclarativeBase):
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: DateTime(timezone=True),
+        dict[str, Any]: JSON,
+    }
+
+
+class Request(Base):
+    __tablename__ = "requests"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    status: Mapped[str] = mapped_column(String(32), default=RequestStatus.PENDING)
+    total_products: Mapped[int] = mapped_column(Integer, default=0)
+    total_images: Mapped[int] = mapped_column(Integer, default=0)
+    processed_images: Mapped[int] = mapped_column(Integer, default=0)
+    failed_images: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+    # The user's header names, column order and BOM, to write the output CSV back alike.
+    csv_header: Mapped[dict[str, Any]]
+    input_bytes: Mapped[int] = mapped_column(Integer, default=0)
+    output_bytes: Mapped[int] = mapped_column(Integer, default=0)
+    # Who uploaded it (a hash of the API key), when API keys are configured.
+    owner: Mapped[str | None] = mapped_column(String(64))
+
+    webhook_url: Mapped[str | None] = mapped_column(Text)
+    webhook_status: Mapped[str | None] = mapped_column(String(16))
+    # Standard Webhooks message id: one per terminal event, reused by every attempt.
+    webhook_id: Mapped[str | None] = mapped_column(String(64))
+    webhook_next_at: Mapped[datetime | None]
+    webhook_attempts: Mapped[int] = mapped_column(Integer, default=0)
+
+    __table_args__ = (
+        Index("ix_requests_status", "status"),
+        Index("ix_requests_created_at", "created_at"),
+        Index("ix_requests_owner_created_at", "owner", "created_at"),
+        Index("ix_requests_webhook_due", "webhook_status", "webhook_next_at"),
+    )
+
+
+class Product(Base):
+    __tablename__ = "products"
+
+    request_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    line: Mapped[int] = mapped_column(Integer)
+    serial: Mapped[str] = mapped_column(Text)
+    product_name: Mapped[str] = mapped_column(Text)
+    urls_cell: Mapped[str] = mapped_column(Text)
+
+    __table_args__ = (ForeignKeyConstraint(["request_id"], ["requests.id"], ondelete="CASCADE"),)
+
+
+class Image(Base):
+    __tablename__ = "images"
+
+    request_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    product_position: Mapped[int] = mapped_column(Integer)
+    position: Mapped[int] = mapped_column(Integer)
+    url: Mapped[str] = mapped_column(Text)
+    source_seq: Mapped[int | None] = mapped_column(Integer)
+    copies: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str] = mapped_column(String(16), default=ImageStatus.PENDING)
+    error_code: Mapped[str | None] = mapped_column(String(32))
+    error: Mapped[str | None] = mapped_column(Text)
+    input_bytes: Mapped[int | None] = mapped_column(Integer)
+    output_bytes: Mapped[int | None] = mapped_column(Integer)
+    output_key: Mapped[str | None] = mapped_column(Text)
+    lease_expires_at: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+
+    __table_args__ = (
+        ForeignKeyConstraint(["request_id"], ["requests.id"], ondelete="CASCADE"),
+        # Claims: the pending sources of one request, in order; the reaper's expired leases.
+        Index("ix_images_claim", "request_id", "status", "seq"),
+    )
+
+
+class WebhookAttempt(Base):
+    __tablename__ = "webhook_attempts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    request_id: Mapped[str] = mapped_column(String(36))
+    webhook_id: Mapped[str] = mapped_column(String(64))
+    attempted_at: Mapped[datetime]
+    duration_ms: Mapped[int] = mapped_column(Integer)
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        ForeignKeyConstraint(["request_id"], ["requests.id"], ondelete="CASCADE"),
+        Index("ix_webhook_attempts_request", "request_id", "id"),
+    )

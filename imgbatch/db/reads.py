@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 
 from imgbatch.db.engine import read_tx
-from imgbatch.db.models import Image, Product, Request, WebhookAttempt
+from imgbatch.db.models import Image, ImageStatus, Product, Request, WebhookAttempt
 
 
 def get_request(engine: Engine, *, request_id: str) -> Request | None:
@@ -105,3 +105,22 @@ def webhook_attempts(engine: Engine, *, request_id: str, limit: int = 50) -> lis
             .limit(limit)
         ).all()
     return [WebhookAttempt(**dict(row._mapping)) for row in rows]
+
+
+def failed_images(
+    engine: Engine, *, request_id: str, limit: int
+) -> list[tuple[int, str, str | None, str | None]]:
+    """(CSV line, URL, error_code, error) of the first failed images of a request."""
+    with read_tx(engine) as conn:
+        rows = conn.execute(
+            select(Product.line, Image.url, Image.error_code, Image.error)
+            .join(
+                Product,
+                (Product.request_id == Image.request_id)
+                & (Product.position == Image.product_position),
+            )
+            .where(Image.request_id == request_id, Image.status == ImageStatus.FAILED)
+            .order_by(Image.seq)
+            .limit(limit)
+        ).all()
+    return [(line, url, code, error) for line, url, code, error in rows]

@@ -1,0 +1,49 @@
+"""Dependencies the routes declare, as ``Annotated`` aliases."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Query, Request
+from sqlalchemy import Engine
+
+from imgbatch.config import Settings
+from imgbatch.db import models
+from imgbatch.db.reads import get_request
+from imgbatch.runtime import Services
+from imgbatch.storage import Storage
+
+
+def _services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+def _settings(services: ServicesDep) -> Settings:
+    return services.settings
+
+
+def _engine(services: ServicesDep) -> Engine:
+    return services.engine
+
+
+def _storage(services: ServicesDep) -> Storage:
+    return services.storage
+
+
+ServicesDep = Annotated[Services, Depends(_services)]
+SettingsDep = Annotated[Settings, Depends(_settings)]
+EngineDep = Annotated[Engine, Depends(_engine)]
+StorageDep = Annotated[Storage, Depends(_storage)]
+
+
+def _found_request(request_id: str, engine: EngineDep) -> models.Request:
+    found = get_request(engine, request_id=request_id)
+    if found is None:
+        raise HTTPException(404, f"no request with id {request_id!r}")
+    return found
+
+
+RequestDep = Annotated[models.Request, Depends(_found_request)]
+Offset = Annotated[int, Query(ge=0, description="items to skip")]
+Limit = Annotated[int, Query(ge=1, le=500, description="items per page, at most 500")]

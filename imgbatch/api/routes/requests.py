@@ -1,0 +1,168 @@
+"""/api/v1/requests: upload a CSV, follow it, fetch its results, cancel or retry it."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, HTTPException, Response, UploadFile
+from fastapi.responses import StreamingResponse
+
+from imgbatch.api.deps import EngineDep, Limit, Offset, RequestDep, ServicesDep, SettingsDep
+from imgbatch.api.schemas import CsvErrorItem, ImageItem, Page, ProductItem, StatusBody
+from imgbatch.db.models import TERMINAL_STATUSES
+from imgbatch.db.reads import get_request, list_requests, products_page
+from imgbatch.db.work import cancel_request, retry_request
+from imgbatch.errors import CsvError, CsvInvalid, ImageError
+from imgbatch.fetch import AddressPolicy
+from imgbatch.operations import output_csv_text, submit_csv
+
+router = APIRouter(prefix="/api/v1", tags=["requests"])
+
+UPLOAD_RESPONSES: dict[int | str, dict[str, object]] = {
+    400: {"description": "the file cannot be read as CSV (empty, binary, not UTF-8)"},
+    413: {"description": "the file is larger than IMGBATCH_MAX_UPLOAD_BYTES"},
+    422: {"description": "wrong headers or rows: every error with its line and column"},
+}
+
+
+def upload(
+    services: ServicesDep,
+    response: Response,
+    file: Annotated[UploadFile, File(description="the CSV of products and image URLs")],
+    webhook_url: Annotated[str | None, Form(description="called when the request finishes")] = None,
+) -> StatusBody:
+    """Validate the CSV and store the request; processing starts at once (202)."""
+    settings = services.settings
+    webhook_url = _checked_webhook_url(webhook_url, services)
+    if file.size is not None and file.size > settings.max_upload_bytes:
+        raise HTTPException(
+            413, f"the file is {file.size} bytes; the limit is {settings.max_upload_bytes}"
+        )
+    try:
+        request_id = submit_csv(services, file.file, webhook_url=webhook_url)
+    except CsvInvalid as invalid:
+        errors = [CsvErrorItem(**vars(problem)).model_dump() for problem in invalid.problems]
+        raise HTTPException(
+            422, {"errors": errors, "truncated": invalid.truncated, "message": str(invalid)}
+        ) from None
+    except CsvError as error:
+        raise HTTPException(error.status_code, str(error)) from None
+    response.headers["Location"] = f"{settings.public_url}/api/v1/requests/{request_id}"
+    return _fresh_status(request_id, services)
+
+
+def _checked_webhook_url(url: str | None, services: ServicesDep) -> str | None:
+    if url is None or not url.strip():
+        return None
+    try:
+        AddressPolicy.from_settings(services.settings).check_url(url.strip())
+    except ImageError as error:
+        raise HTTPException(
+            422, {"errors": [{"line": 0, "column": "webhook_url", "message": error.message}]}
+        ) from None
+    return url.strip()
+
+
+router.post("/requests", status_code=202, response_model=StatusBody, responses=UPLOAD_RESPONSES)(
+    upload
+)
+
+
+@router.get("/requests", response_model=Page[StatusBody])
+def list_all(
+    engine: EngineDep, settings: SettingsDep, offset: Offset = 0, limit: Limit = 50
+) -> Page[StatusBody]:
+    """Recent requests, newest first."""
+    requests, total = list_requests(engine, offset=offset, limit=limit)
+    return Page[StatusBody](
+        items=[StatusBody.of(r, settings) for r in requests],
+        total=total,
+        offset=offset,
+        limit=limit,
+    )
+
+
+def status(request: RequestDep, settings: SettingsDep) -> StatusBody:
+    """The status body: counters, progress, and the output CSV URL once finished."""
+    return StatusBody.of(request, settings)
+
+
+router.get("/requests/{request_id}", response_model=StatusBody)(status)
+
+
+@router.get("/requests/{request_id}/products", response_model=Page[ProductItem])
+def products(
+    request: RequestDep, services: ServicesDep, offset: Offset = 0, limit: Limit = 50
+) -> Page[ProductItem]:
+    """Products in input order with their images in URL order."""
+    page = products_page(services.engine, request_id=request.id, offset=offset, limit=limit)
+    items = [
+        ProductItem(
+            serial=item.product.serial,
+            product_name=item.product.product_name,
+            images=[ImageItem.of(image, services.storage) for image in item.images],
+        )
+        for item in page
+    ]
+    return Page[ProductItem](items=items, total=request.total_products, offset=offset, limit=limit)
+
+
+@router.get(
+    "/requests/{request_id}/output.csv",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/csv": {}}}, 409: {"description": "not finished yet"}},
+)
+def output(request: RequestDep, services: ServicesDep) -> StreamingResponse:
+    """The output CSV: the input's columns, then one output URL per input URL."""
+    if request.status not in TERMINAL_STATUSES:
+        raise HTTPException(409, StatusBody.of(request, services.settings).model_dump(mode="json"))
+    return StreamingResponse(
+        output_csv_text(services, request),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{request.id}.csv"'},
+    )
+
+
+@router.post("/requests/{request_id}/cancel", response_model=StatusBody)
+def cancel(request: RequestDep, services: ServicesDep) -> StatusBody:
+    """Stop outstanding work; 409 if the request had already finished."""
+    if not cancel_request(services.engine, request_id=request.id):
+        raise HTTPException(409, StatusBody.of(request, services.settings).model_dump(mode="json"))
+    return _fresh_status(request.id, services)
+
+
+@router.post("/requests/{request_id}/retry", response_model=StatusBody, status_code=202)
+def retry(request: RequestDep, services: ServicesDep) -> StatusBody:
+    """Re-queue the failed images of a finished request (and the cancelled ones of a
+    cancelled request); 409 while it runs or when nothing failed."""
+    if not retry_request(services.engine, request_id=request.id):
+        raise HTTPException(409, StatusBody.of(request, services.settings).model_dump(mode="json"))
+    services.wake()
+    return _fresh_status(request.id, services)
+
+
+def _fresh_status(request_id: str, services: ServicesDep) -> StatusBody:
+    found = get_request(services.engine, request_id=request_id)
+    assert found is not None
+    return StatusBody.of(found, services.settings)
+
+
+SAMPLE_CSV = (
+    "S. No.,Product Name,Input Image Urls\n"
+    '1,SKU1,"https://images.example.com/sku1/front.jpg,'
+    "https://images.example.com/sku1/back.jpg,"
+    'https://images.example.com/sku1/side.jpg"\n'
+    '2,SKU2,"https://images.example.com/sku2/front.jpg,'
+    "https://images.example.com/sku2/back.jpg,"
+    'https://images.example.com/sku2/side.jpg"\n'
+)
+
+
+@router.get("/sample.csv", response_class=Response, responses={200: {"content": {"text/csv": {}}}})
+def sample_csv() -> Response:
+    """A sample input CSV in the original format (replace the URLs with your own)."""
+    return Response(
+        SAMPLE_CSV,
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="sample.csv"'},
+    )

@@ -1,0 +1,41 @@
+"""What the API and the CLI both do with a request: submit a CSV, stream its output CSV."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import BinaryIO
+
+from imgbatch.csvfile import CsvHeader, CsvLimits, open_csv, output_csv
+from imgbatch.db.ingest import create_request
+from imgbatch.db.models import Request
+from imgbatch.db.reads import output_rows
+from imgbatch.runtime import Services
+
+
+def submit_csv(
+    services: Services, data: BinaryIO, *, webhook_url: str | None = None, owner: str | None = None
+) -> str:
+    """Validate and store a CSV as a new request, and wake the scheduler; returns its id.
+
+    Raises CsvError (nothing stored) when the file is rejected.
+    """
+    request_id = str(uuid.uuid4())
+    reader = open_csv(data, CsvLimits.from_settings(services.settings))
+    create_request(
+        services.engine, request_id=request_id, reader=reader, webhook_url=webhook_url, owner=owner
+    )
+    services.wake()
+    return request_id
+
+
+def output_csv_text(services: Services, request: Request) -> Iterator[str]:
+    """The output CSV of a request, streamed from the database in batches."""
+    storage = services.storage
+
+    def rows() -> Iterator[tuple[str, str, str, list[str | None]]]:
+        for product, keys in output_rows(services.engine, request_id=request.id):
+            urls = [storage.url_for(key) if key else None for key in keys]
+            yield product.serial, product.product_name, product.urls_cell, urls
+
+    return output_csv(CsvHeader.from_json(request.csv_header), rows())

@@ -1,0 +1,102 @@
+"""Process a chunk: fetch -> compress -> store -> record -> maybe finalise.
+
+This is the one unit of work every mode runs: the embedded scheduler awaits it in the
+server's event loop, a Celery task runs it in a worker process, and ``imgbatch run`` is
+the embedded mode without the HTTP server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Executor, ProcessPoolExecutor
+from dataclasses import dataclass
+from functools import partial
+
+from sqlalchemy import Engine
+
+from imgbatch.config import Settings
+from imgbatch.db.work import Chunk, ChunkImage, ImageResult, record_results, start_chunk
+from imgbatch.errors import ErrorCode, ImageError
+from imgbatch.fetch import Fetcher
+from imgbatch.imaging import Compressed, compress
+from imgbatch.storage import Storage
+
+log = logging.getLogger(__name__)
+
+Compress = Callable[[bytes], Awaitable[Compressed]]
+
+
+def output_key(request_id: str, seq: int) -> str:
+    """Deterministic: processing an image twice overwrites its output."""
+    return f"{request_id}/{seq}.jpg"
+
+
+def process_pool(workers: int) -> ProcessPoolExecutor:
+    # forkserver: forking a process that already runs an event loop and threads can deadlock.
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("forkserver"))
+
+
+def compressor(settings: Settings, executor: Executor | None) -> Compress:
+    """Compress in ``executor`` (a process pool), or in a thread when it is None
+    (a Celery prefork child is already one process per core)."""
+    work = partial(compress, quality=settings.quality, max_pixels=settings.max_image_pixels)
+
+    async def run(data: bytes) -> Compressed:
+        return await asyncio.get_running_loop().run_in_executor(executor, work, data)
+
+    return run
+
+
+@dataclass
+class Workbench:
+    """What a process needs to run chunks; built once per process."""
+
+    settings: Settings
+    engine: Engine
+    fetcher: Fetcher
+    storage: Storage
+    compress: Compress
+
+
+async def process_chunk(bench: Workbench, chunk: Chunk) -> bool:
+    """Run one chunk to the end; True when it finished its request."""
+    images = await asyncio.to_thread(
+        start_chunk, bench.engine, chunk=chunk, lease_seconds=bench.settings.lease_seconds
+    )
+    if not images:
+        return False  # a redelivered chunk whose work is already done or cancelled
+    results = await asyncio.gather(
+        *(process_image(bench, chunk.request_id, image) for image in images)
+    )
+    return await asyncio.to_thread(
+        record_results, bench.engine, request_id=chunk.request_id, results=results
+    )
+
+
+async def process_image(bench: Workbench, request_id: str, image: ChunkImage) -> ImageResult:
+    try:
+        fetched = await bench.fetcher.fetch(image.url)
+        compressed = await bench.compress(fetched.content)
+        key = output_key(request_id, image.seq)
+        await asyncio.to_thread(bench.storage.put, key, compressed.data)
+    except ImageError as error:
+        return ImageResult(image.seq, False, error_code=error.code, error=error.message)
+    except Exception:
+        # A bug, or a worker process that died: the image fails, its siblings go on.
+        log.exception("unexpected error processing %s", image.url)
+        return ImageResult(
+            image.seq,
+            False,
+            error_code=ErrorCode.INTERNAL_ERROR,
+            error="an internal error stopped this image; retrying the request may help",
+        )
+    return ImageResult(
+        image.seq,
+        True,
+        input_bytes=len(fetched.content),
+        output_bytes=len(compressed.data),
+        output_key=key,
+    )

@@ -1,0 +1,93 @@
+"""Assemble a running service from settings: database, storage, and who does the work.
+
+``serve`` and ``run`` both enter :func:`background_work`; in embedded mode it starts the
+process pool, the fetcher and the scheduler in this process; with a broker it only
+schedules, and Celery workers run the chunks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+
+from imgbatch.config import Settings
+from imgbatch.db.engine import make_engine
+from imgbatch.db.migrate import upgrade
+from imgbatch.db.work import reap_expired_leases
+from imgbatch.dispatch.embedded import EmbeddedRunner
+from imgbatch.dispatch.scheduler import Periodic, Runner, Scheduler
+from imgbatch.fetch import Fetcher
+from imgbatch.pipeline import Workbench, compressor, process_pool
+from imgbatch.storage import Storage, open_storage
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    engine: Engine
+    storage: Storage
+    scheduler: Scheduler | None = None
+
+    def wake(self) -> None:
+        if self.scheduler is not None:
+            self.scheduler.wake()
+
+
+def open_services(settings: Settings) -> Services:
+    """Connect to the database and storage; an embedded SQLite is migrated here."""
+    if settings.database_url is None:
+        upgrade(settings.effective_database_url)
+    return Services(settings, make_engine(settings.effective_database_url), open_storage(settings))
+
+
+@asynccontextmanager
+async def background_work(
+    services: Services, *, periodic: list[Periodic] | None = None
+) -> AsyncIterator[Scheduler]:
+    settings = services.settings
+    async with _runner(services) as runner:
+        scheduler = Scheduler(services.engine, settings, runner, periodic=periodic)
+        services.scheduler = scheduler
+        if isinstance(runner, EmbeddedRunner):
+            runner.on_done = lambda _chunk, _finished: scheduler.wake()
+        task = asyncio.create_task(scheduler.run_forever())
+        try:
+            yield scheduler
+        finally:
+            task.cancel()
+            services.scheduler = None
+
+
+@asynccontextmanager
+async def _runner(services: Services) -> AsyncIterator[Runner]:
+    settings = services.settings
+    if not settings.embedded:
+        from imgbatch.dispatch.celery_runner import CeleryRunner
+
+        yield CeleryRunner(services.engine, settings)
+        return
+    # Nothing else works on an embedded database: every lease left is from a past life.
+    resumed = await asyncio.to_thread(reap_expired_leases, services.engine, everything=True)
+    if resumed:
+        log.info("resuming %d unfinished images", resumed)
+    pool = process_pool(settings.workers)
+    try:
+        async with Fetcher(settings) as fetcher:
+            bench = Workbench(
+                settings, services.engine, fetcher, services.storage, compressor(settings, pool)
+            )
+            # Enough chunks in flight to keep every core busy while others download.
+            runner = EmbeddedRunner(bench, max_chunks=max(4, settings.workers * 3))
+            try:
+                yield runner
+            finally:
+                await runner.stop()
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)

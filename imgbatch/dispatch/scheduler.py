@@ -8,6 +8,7 @@ an atomic UPDATE, so several schedulers (API replicas, workers) may run the same
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Protocol
@@ -100,7 +101,5 @@ class Scheduler:
             except Exception:
                 # A database restart delays work; it must not kill the loop.
                 log.exception("scheduler round failed; retrying")
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
-            except TimeoutError:
-                pass

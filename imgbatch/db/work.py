@@ -75,7 +75,9 @@ def images_in_flight(engine: Engine, *, request_id: str) -> int:
 def claim_chunk(engine: Engine, *, request_id: str, size: int, lease_seconds: int) -> Chunk | None:
     """Lease up to ``size`` pending source images of a request (SKIP LOCKED on PostgreSQL)."""
     now = utcnow()
-    pending = (
+    # A materialised CTE, not "IN (subquery)": PostgreSQL may run a SKIP LOCKED subquery
+    # once per candidate row and so lock (and claim) more rows than the LIMIT.
+    picked = (
         select(Image.seq)
         .where(
             Image.request_id == request_id,
@@ -85,13 +87,14 @@ def claim_chunk(engine: Engine, *, request_id: str, size: int, lease_seconds: in
         .order_by(Image.seq)
         .limit(size)
         .with_for_update(skip_locked=True)
-        .scalar_subquery()
+        .cte("picked")
+        .prefix_with("MATERIALIZED")
     )
     with write_tx(engine) as conn:
         seqs = (
             conn.execute(
                 update(Image)
-                .where(Image.request_id == request_id, Image.seq.in_(pending))
+                .where(Image.request_id == request_id, Image.seq == picked.c.seq)
                 .values(
                     status=ImageStatus.PROCESSING,
                     lease_expires_at=now + timedelta(seconds=lease_seconds),

@@ -77,3 +77,7 @@ class ImageError(ImgbatchError):
         self.code = code
         self.message = message
         self.retryable = retryable
+
+    def __reduce__(self) -> tuple[type[ImageError], tuple[ErrorCode, str], dict[str, object]]:
+        # Crosses process boundaries (process pool, Celery): rebuild from code and message.
+        return (type(self), (self.code, self.message), self.__dict__)

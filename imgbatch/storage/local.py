@@ -1,0 +1,72 @@
+"""Output images as files under one directory, served by the API at ``GET /files/{key}``."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+from urllib.request import url2pathname
+
+from imgbatch.storage import Storage, validate_key
+
+
+class LocalStorage(Storage):
+    failures = (OSError,)
+
+    def __init__(self, root: Path, *, public_url: str) -> None:
+        if not root.is_absolute():
+            raise ValueError(f"local storage root must be absolute, got {root}")
+        self.root = root
+        self.public_url = public_url.rstrip("/")
+
+    @classmethod
+    def from_url(cls, url: str, *, public_url: str) -> LocalStorage:
+        """``file:///abs/path`` (or ``file://localhost/abs/path``) to a storage rooted there."""
+        parts = urlsplit(url)
+        if parts.scheme.lower() != "file" or parts.netloc not in ("", "localhost"):
+            raise ValueError(f"storage URL {url!r}: expected file:///absolute/path")
+        return cls(Path(url2pathname(unquote(parts.path))), public_url=public_url)
+
+    def __str__(self) -> str:
+        return self.root.as_uri()
+
+    def path_for(self, key: str) -> Path:
+        """The file of ``key``, which may not exist yet.
+
+        Raises ``ValueError`` for any key that is not ``"<uuid>/<int>.jpg"``, so traversal
+        (``../``, absolute paths, backslashes) never reaches the file system.
+        """
+        path = self.root / validate_key(key)
+        # Belt and braces: the key pattern already forbids escaping the root.
+        if not path.resolve().is_relative_to(self.root.resolve()):
+            raise ValueError(f"storage key {key!r} escapes the storage root")
+        return path
+
+    def _url_for(self, key: str) -> str:
+        return f"{self.public_url}/files/{key}"
+
+    def _put(self, key: str, data: bytes) -> None:
+        path = self.path_for(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Write a temporary sibling and rename it over the target: readers see the old file or
+        # the new one, never half of one, even if this process dies mid-write.
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
+                out.flush()
+                # Durable before it is recorded as stored: a power cut must not leave the
+                # database pointing at an empty file.
+                os.fsync(out.fileno())
+            os.chmod(tmp, 0o644)  # mkstemp makes 0600; let a front web server read it too
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def _check(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        # Prove we can create a file here, not merely that the directory exists.
+        with tempfile.TemporaryFile(dir=self.root):
+            pass

@@ -1,0 +1,155 @@
+"""Output images in an S3-compatible bucket (AWS S3, MinIO, Cloudflare R2, moto, ...).
+
+Credentials come from the standard AWS chain (environment, shared files, instance role);
+only the bucket, prefix, endpoint and URL mode are ours to configure.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal
+from urllib.parse import quote, urlsplit
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
+
+from imgbatch.storage import Storage, validate_key
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+    from imgbatch.config import Settings
+
+CONTENT_TYPE = "image/jpeg"
+# Keys are deterministic per image and overwritten only with the same picture: cache forever.
+CACHE_CONTROL = "public, max-age=31536000, immutable"
+
+UrlMode = Literal["presigned", "public"]
+
+_TRANSIENT = (EndpointConnectionError, ConnectionClosedError, ConnectTimeoutError, ReadTimeoutError)
+
+
+def parse_s3_url(url: str) -> tuple[str, str]:
+    """``s3://bucket/some/prefix`` to ``("bucket", "some/prefix/")``; the prefix may be empty."""
+    parts = urlsplit(url)
+    if parts.scheme.lower() != "s3" or not parts.netloc:
+        raise ValueError(f"storage URL {url!r}: expected s3://bucket/optional/prefix")
+    prefix = parts.path.strip("/")
+    return parts.netloc, f"{prefix}/" if prefix else ""
+
+
+class S3Storage(Storage):
+    failures = (BotoCoreError, ClientError)
+
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        *,
+        endpoint_url: str | None = None,
+        url_mode: UrlMode = "presigned",
+        public_base_url: str | None = None,
+        presign_seconds: int = 7 * 24 * 3600,
+        max_attempts: int = 3,
+        max_pool_connections: int = 32,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 30.0,
+    ) -> None:
+        self.bucket = bucket
+        self.prefix = f"{prefix.strip('/')}/" if prefix.strip("/") else ""
+        self.endpoint_url = endpoint_url.rstrip("/") if endpoint_url else None
+        self.url_mode = url_mode
+        self.public_base_url = public_base_url.rstrip("/") if public_base_url else None
+        self.presign_seconds = presign_seconds
+        config = Config(
+            retries={"mode": "standard", "max_attempts": max_attempts},
+            max_pool_connections=max_pool_connections,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            signature_version="s3v4",
+            # Custom endpoints (MinIO, moto, an IP) rarely resolve bucket subdomains.
+            s3={"addressing_style": "path" if self.endpoint_url else "auto"},
+        )
+        # One client per storage: botocore clients are thread-safe, sessions are not, so the
+        # session is private to this constructor.
+        self.client: S3Client = boto3.session.Session().client(
+            "s3", endpoint_url=self.endpoint_url, config=config
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> S3Storage:
+        bucket, prefix = parse_s3_url(settings.effective_storage_url)
+        return cls(
+            bucket,
+            prefix,
+            endpoint_url=settings.s3_endpoint_url,
+            url_mode=settings.s3_url_mode,
+            public_base_url=settings.s3_public_base_url,
+            presign_seconds=settings.s3_presign_seconds,
+        )
+
+    def __str__(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}"
+
+    def object_key(self, key: str) -> str:
+        """The bucket key of ``key``: the prefix, then the key."""
+        return self.prefix + validate_key(key)
+
+    def _url_for(self, key: str) -> str:
+        object_key = self.object_key(key)
+        if self.url_mode == "presigned":
+            return self.client.generate_presigned_url(
+                "get_object",
+                Params={"Bucket": self.bucket, "Key": object_key},
+                ExpiresIn=self.presign_seconds,
+            )
+        return f"{self._public_base()}/{quote(object_key)}"
+
+    def close(self) -> None:
+        self.client.close()
+
+    def _public_base(self) -> str:
+        if self.public_base_url:
+            return self.public_base_url
+        if self.endpoint_url:
+            return f"{self.endpoint_url}/{self.bucket}"
+        region = self.client.meta.region_name or "us-east-1"
+        return f"https://{self.bucket}.s3.{region}.amazonaws.com"
+
+    def _put(self, key: str, data: bytes) -> None:
+        self.client.put_object(
+            Bucket=self.bucket,
+            Key=self.object_key(key),
+            Body=data,
+            ContentType=CONTENT_TYPE,
+            CacheControl=CACHE_CONTROL,
+        )
+
+    def _check(self) -> None:
+        # Proves the endpoint answers, the credentials work and the bucket exists.
+        self.client.head_bucket(Bucket=self.bucket)
+
+    # The one place botocore's errors are read (the base turns them into STORAGE_ERROR).
+
+    def _explain(self, exc: Exception) -> str:
+        if isinstance(exc, ClientError):
+            error = exc.response.get("Error", {})
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            code = error.get("Code") or status or "error"
+            message = error.get("Message")
+            return f"S3 answered {code}" + (f" ({message})" if message else "")
+        return super()._explain(exc)
+
+    def _is_transient(self, exc: Exception) -> bool:
+        if isinstance(exc, ClientError):
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+            code = exc.response.get("Error", {}).get("Code", "")
+            return status >= 500 or status == 429 or code in ("SlowDown", "Throttling")
+        return isinstance(exc, _TRANSIENT)

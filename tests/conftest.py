@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.origin import Origin
+from tests.s3server import moto_s3, moto_server  # noqa: F401  (fixtures for every test)
 
 # A copy of the shared photo corpus, kept in the repository so any clone can test.
 CORPUS = Path(__file__).resolve().parent / "data" / "photos"

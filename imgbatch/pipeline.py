@@ -11,7 +11,8 @@ import asyncio
 import logging
 import multiprocessing
 from collections.abc import Awaitable, Callable
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from functools import partial
 
@@ -22,30 +23,54 @@ from imgbatch.db.work import Chunk, ChunkImage, ImageResult, record_results, sta
 from imgbatch.errors import ErrorCode, ImageError
 from imgbatch.fetch import Fetcher
 from imgbatch.imaging import Compressed, compress
-from imgbatch.storage import Storage
+from imgbatch.storage import Storage, image_key
 
 log = logging.getLogger(__name__)
 
 Compress = Callable[[bytes], Awaitable[Compressed]]
 
 
-def output_key(request_id: str, seq: int) -> str:
-    """Deterministic: processing an image twice overwrites its output."""
-    return f"{request_id}/{seq}.jpg"
+class ProcessCompressor:
+    """Compress in a pool of worker processes (the CPU stage must use every core).
+
+    A worker that dies (out of memory, a codec crash) breaks the whole pool; the pool is
+    then rebuilt and the image tried once more, so one bad file cannot stop the service.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self._work = partial(
+            compress, quality=settings.quality, max_pixels=settings.max_image_pixels
+        )
+        self._workers = settings.workers
+        self._pool = self._new_pool()
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        # forkserver: forking a process that runs an event loop and threads can deadlock.
+        context = multiprocessing.get_context("forkserver")
+        return ProcessPoolExecutor(self._workers, mp_context=context)
+
+    async def __call__(self, data: bytes) -> Compressed:
+        loop = asyncio.get_running_loop()
+        pool = self._pool
+        try:
+            return await loop.run_in_executor(pool, self._work, data)
+        except BrokenProcessPool:
+            if self._pool is pool:
+                log.warning("a compression process died; starting a new pool")
+                self._pool = self._new_pool()
+                pool.shutdown(wait=False, cancel_futures=True)
+            return await loop.run_in_executor(self._pool, self._work, data)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
 
-def process_pool(workers: int) -> ProcessPoolExecutor:
-    # forkserver: forking a process that already runs an event loop and threads can deadlock.
-    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("forkserver"))
-
-
-def compressor(settings: Settings, executor: Executor | None) -> Compress:
-    """Compress in ``executor`` (a process pool), or in a thread when it is None
-    (a Celery prefork child is already one process per core)."""
+def thread_compressor(settings: Settings) -> Compress:
+    """Compress in a thread: for a Celery prefork child, already one process per core."""
     work = partial(compress, quality=settings.quality, max_pixels=settings.max_image_pixels)
 
     async def run(data: bytes) -> Compressed:
-        return await asyncio.get_running_loop().run_in_executor(executor, work, data)
+        return await asyncio.to_thread(work, data)
 
     return run
 
@@ -80,7 +105,7 @@ async def process_image(bench: Workbench, request_id: str, image: ChunkImage) ->
     try:
         fetched = await bench.fetcher.fetch(image.url)
         compressed = await bench.compress(fetched.content)
-        key = output_key(request_id, image.seq)
+        key = image_key(request_id, image.seq)  # deterministic: a redo overwrites
         await asyncio.to_thread(bench.storage.put, key, compressed.data)
     except ImageError as error:
         return ImageResult(image.seq, False, error_code=error.code, error=error.message)

@@ -22,7 +22,7 @@ from imgbatch.db.work import reap_expired_leases
 from imgbatch.dispatch.embedded import EmbeddedRunner
 from imgbatch.dispatch.scheduler import Periodic, Runner, Scheduler
 from imgbatch.fetch import Fetcher
-from imgbatch.pipeline import Workbench, compressor, process_pool
+from imgbatch.pipeline import ProcessCompressor, Workbench
 from imgbatch.storage import Storage, open_storage
 
 log = logging.getLogger(__name__)
@@ -77,12 +77,10 @@ async def _runner(services: Services) -> AsyncIterator[Runner]:
     resumed = await asyncio.to_thread(reap_expired_leases, services.engine, everything=True)
     if resumed:
         log.info("resuming %d unfinished images", resumed)
-    pool = process_pool(settings.workers)
+    compressor = ProcessCompressor(settings)
     try:
         async with Fetcher(settings) as fetcher:
-            bench = Workbench(
-                settings, services.engine, fetcher, services.storage, compressor(settings, pool)
-            )
+            bench = Workbench(settings, services.engine, fetcher, services.storage, compressor)
             # Enough chunks in flight to keep every core busy while others download.
             runner = EmbeddedRunner(bench, max_chunks=max(4, settings.workers * 3))
             try:
@@ -90,4 +88,4 @@ async def _runner(services: Services) -> AsyncIterator[Runner]:
             finally:
                 await runner.stop()
     finally:
-        pool.shutdown(wait=False, cancel_futures=True)
+        compressor.close()

@@ -12,8 +12,9 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/pip install --quiet -c requirements.lock -e '.[dev]'
 	touch $(STAMP)
 
+# The sample CSV points at demo photos this server hosts itself on loopback.
 run: $(STAMP)
-	$(BIN)/imgbatch serve
+	IMGBATCH_ALLOW_PRIVATE_NETWORKS=$${IMGBATCH_ALLOW_PRIVATE_NETWORKS:-127.0.0.1:8000} $(BIN)/imgbatch serve
 
 test: $(STAMP)
 	$(BIN)/ruff check .

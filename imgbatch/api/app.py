@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 import imgbatch
-from imgbatch.api.routes import files, health, legacy, requests
+from imgbatch.api.routes import files, health, legacy, requests, samples
 from imgbatch.config import Settings
 from imgbatch.runtime import background_work, open_services
 
@@ -39,5 +39,6 @@ def create_app(settings: Settings | None = None, *, work: bool = True) -> FastAP
     app.include_router(requests.router)
     app.include_router(legacy.router)
     app.include_router(files.router)
+    app.include_router(samples.router)
     app.include_router(health.router)
     return app

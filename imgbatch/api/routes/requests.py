@@ -145,24 +145,3 @@ def _fresh_status(request_id: str, services: ServicesDep) -> StatusBody:
     found = get_request(services.engine, request_id=request_id)
     assert found is not None
     return StatusBody.of(found, services.settings)
-
-
-SAMPLE_CSV = (
-    "S. No.,Product Name,Input Image Urls\n"
-    '1,SKU1,"https://images.example.com/sku1/front.jpg,'
-    "https://images.example.com/sku1/back.jpg,"
-    'https://images.example.com/sku1/side.jpg"\n'
-    '2,SKU2,"https://images.example.com/sku2/front.jpg,'
-    "https://images.example.com/sku2/back.jpg,"
-    'https://images.example.com/sku2/side.jpg"\n'
-)
-
-
-@router.get("/sample.csv", response_class=Response, responses={200: {"content": {"text/csv": {}}}})
-def sample_csv() -> Response:
-    """A sample input CSV in the original format (replace the URLs with your own)."""
-    return Response(
-        SAMPLE_CSV,
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": 'attachment; filename="sample.csv"'},
-    )

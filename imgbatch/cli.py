@@ -1,13 +1,14 @@
-"""The ``imgbatch`` command: serve, worker, run, db upgrade."""
+"""The ``imgbatch`` command: serve, worker, run, db upgrade, openapi."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -39,6 +40,27 @@ def serve(
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     uvicorn.run(create_app(Settings()), host=host, port=port, log_level="info")
+
+
+@app.command()
+def openapi(
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="write to FILE instead of stdout")
+    ] = None,
+) -> None:
+    """Print the HTTP API's OpenAPI schema as JSON (sorted keys, so exports diff cleanly)."""
+    from imgbatch.api import create_app
+
+    text = openapi_json(create_app(Settings(), work=False).openapi())
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text, encoding="utf-8")
+
+
+def openapi_json(schema: dict[str, Any]) -> str:
+    """The one serialisation of the schema that docs/openapi.json is compared against."""
+    return json.dumps(schema, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
 @db_app.command("upgrade")

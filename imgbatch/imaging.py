@@ -134,8 +134,9 @@ def _check_pixels(image: Image.Image, max_pixels: int) -> None:
 
 def _decode_failure(exc: Exception, data: bytes, max_pixels: int) -> ImageError:
     """The one place where Pillow's errors become ``ImageError`` codes."""
-    if isinstance(exc, Image.DecompressionBombError):
-        # Pillow's own check, at twice our cap; its message would quote that doubled limit.
+    if isinstance(exc, Image.DecompressionBombError | Image.DecompressionBombWarning):
+        # Pillow's own check: an error at twice our cap (its message would quote that doubled
+        # limit), or its warning above the cap where a process turned warnings into errors.
         return ImageError(
             ErrorCode.TOO_MANY_PIXELS,
             f"the image has more pixels than the limit of {max_pixels:,}",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import multiprocessing
 import pickle
 import time
+import warnings
 from concurrent.futures import ProcessPoolExecutor
 from io import BytesIO
 from pathlib import Path
@@ -312,6 +313,15 @@ def test_icon_hiding_a_huge_picture_is_refused_before_decoding() -> None:
     started = time.perf_counter()
     assert failure(icon, max_pixels=1_000_000).code is ErrorCode.TOO_MANY_PIXELS
     assert time.perf_counter() - started < 0.5
+
+
+def test_pillow_bomb_warning_made_an_error_is_too_many_pixels() -> None:
+    # A worker may run with warnings.simplefilter("error", DecompressionBombWarning): the
+    # ICO's inner picture (1.2x the cap) then fails inside Pillow, with the same code.
+    icon = images.ico_around(images.png_header_bomb(1100, 1100))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        assert failure(icon, max_pixels=1_000_000).code is ErrorCode.TOO_MANY_PIXELS
 
 
 @pytest.mark.parametrize(

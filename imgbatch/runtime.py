@@ -2,7 +2,7 @@
 
 ``serve`` and ``run`` both enter :func:`background_work`; in embedded mode it starts the
 process pool, the fetcher and the scheduler in this process; with a broker it only
-schedules, and Celery workers run the chunks.
+schedules, and Celery workers run the chunks. Either way the scheduler delivers webhooks.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from imgbatch.dispatch.scheduler import Periodic, Runner, Scheduler
 from imgbatch.fetch import Fetcher
 from imgbatch.pipeline import ProcessCompressor, Workbench
 from imgbatch.storage import Storage, open_storage
+from imgbatch.webhooks import webhook_sender
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +53,12 @@ async def background_work(
     services: Services, *, periodic: list[Periodic] | None = None
 ) -> AsyncIterator[Scheduler]:
     settings = services.settings
-    async with _runner(services) as runner:
-        scheduler = Scheduler(services.engine, settings, runner, periodic=periodic)
+    async with (
+        _runner(services) as runner,
+        webhook_sender(services.engine, settings) as send_webhooks,
+    ):
+        jobs: list[Periodic] = [send_webhooks, *(periodic or [])]
+        scheduler = Scheduler(services.engine, settings, runner, periodic=jobs)
         services.scheduler = scheduler
         if isinstance(runner, EmbeddedRunner):
             runner.on_done = lambda _chunk, _finished: scheduler.wake()
@@ -82,7 +87,7 @@ async def _runner(services: Services) -> AsyncIterator[Runner]:
         async with Fetcher(settings) as fetcher:
             bench = Workbench(settings, services.engine, fetcher, services.storage, compressor)
             # Enough chunks in flight to keep every core busy while others download.
-            runner = EmbeddedRunner(bench, max_chunks=max(4, settings.workers * 3))
+            runner = EmbeddedRunner(bench, max_chunks=max(8, settings.workers * 4))
             try:
                 yield runner
             finally:

@@ -25,6 +25,8 @@ class EmbeddedRunner:
     ) -> None:
         self.bench = bench
         self.max_chunks = max_chunks
+        # One request alone may use every slot; fairness comes from the dispatch order.
+        self.window = max_chunks
         self.on_done = on_done
         # The scheduler claims from a worker thread; chunks finish on the loop.
         self._lock = threading.Lock()

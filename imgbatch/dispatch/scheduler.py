@@ -22,6 +22,9 @@ log = logging.getLogger(__name__)
 
 
 class Runner(Protocol):
+    #: How many chunks one request may have in flight at once.
+    window: int
+
     def has_capacity(self) -> bool:
         """True while this runner can take another chunk now."""
 
@@ -34,15 +37,19 @@ class Runner(Protocol):
 
 def dispatch_round(engine: Engine, settings: Settings, runner: Runner) -> int:
     """Claim chunks one per active request per turn, until the runner is full or no
-    request has more pending work or room in its window. Returns chunks handed out."""
+    request has more pending work or room in its window. Returns chunks handed out.
+
+    Requests with the fewest chunks in flight go first, so a small request submitted
+    after a huge one gets the next free slot instead of waiting behind it.
+    """
     handed = 0
-    requests = active_request_ids(engine)
+    requests = sorted(active_request_ids(engine), key=runner.in_flight)
     while requests and runner.has_capacity():
         still_pending = []
         for request_id in requests:
             if not runner.has_capacity():
                 break
-            if runner.in_flight(request_id) >= settings.chunks_per_request:
+            if runner.in_flight(request_id) >= runner.window:
                 continue
             chunk = claim_chunk(
                 engine,

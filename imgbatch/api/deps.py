@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Query, Request
+from fastapi import Depends, Header, HTTPException, Query, Request
 from sqlalchemy import Engine
 
 from imgbatch.config import Settings
@@ -37,9 +39,30 @@ EngineDep = Annotated[Engine, Depends(_engine)]
 StorageDep = Annotated[Storage, Depends(_storage)]
 
 
-def _found_request(request_id: str, engine: EngineDep) -> models.Request:
+def _owner(
+    settings: SettingsDep, authorization: Annotated[str | None, Header()] = None
+) -> str | None:
+    """With IMGBATCH_API_KEYS set, the caller's key (hashed) owns what it uploads."""
+    keys = settings.api_key_list
+    if not keys:
+        return None
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not any(hmac.compare_digest(token, key) for key in keys):
+        raise HTTPException(
+            401,
+            "a valid API key is required: Authorization: Bearer <key>",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return hashlib.sha256(token.encode()).hexdigest()[:32]
+
+
+OwnerDep = Annotated[str | None, Depends(_owner)]
+
+
+def _found_request(request_id: str, engine: EngineDep, owner: OwnerDep) -> models.Request:
     found = get_request(engine, request_id=request_id)
-    if found is None:
+    # Another key's request is as invisible as one that does not exist.
+    if found is None or (owner is not None and found.owner != owner):
         raise HTTPException(404, f"no request with id {request_id!r}")
     return found
 

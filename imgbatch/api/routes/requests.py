@@ -7,7 +7,15 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, HTTPException, Response, UploadFile
 from fastapi.responses import StreamingResponse
 
-from imgbatch.api.deps import EngineDep, Limit, Offset, RequestDep, ServicesDep, SettingsDep
+from imgbatch.api.deps import (
+    EngineDep,
+    Limit,
+    Offset,
+    OwnerDep,
+    RequestDep,
+    ServicesDep,
+    SettingsDep,
+)
 from imgbatch.api.schemas import CsvErrorItem, ImageItem, Page, ProductItem, StatusBody
 from imgbatch.db.models import TERMINAL_STATUSES
 from imgbatch.db.reads import get_request, list_requests, products_page
@@ -27,6 +35,7 @@ UPLOAD_RESPONSES: dict[int | str, dict[str, object]] = {
 
 def upload(
     services: ServicesDep,
+    owner: OwnerDep,
     response: Response,
     file: Annotated[UploadFile, File(description="the CSV of products and image URLs")],
     webhook_url: Annotated[str | None, Form(description="called when the request finishes")] = None,
@@ -39,7 +48,7 @@ def upload(
             413, f"the file is {file.size} bytes; the limit is {settings.max_upload_bytes}"
         )
     try:
-        request_id = submit_csv(services, file.file, webhook_url=webhook_url)
+        request_id = submit_csv(services, file.file, webhook_url=webhook_url, owner=owner)
     except CsvInvalid as invalid:
         errors = [CsvErrorItem(**vars(problem)).model_dump() for problem in invalid.problems]
         raise HTTPException(
@@ -70,10 +79,14 @@ router.post("/requests", status_code=202, response_model=StatusBody, responses=U
 
 @router.get("/requests", response_model=Page[StatusBody])
 def list_all(
-    engine: EngineDep, settings: SettingsDep, offset: Offset = 0, limit: Limit = 50
+    engine: EngineDep,
+    settings: SettingsDep,
+    owner: OwnerDep,
+    offset: Offset = 0,
+    limit: Limit = 50,
 ) -> Page[StatusBody]:
-    """Recent requests, newest first."""
-    requests, total = list_requests(engine, offset=offset, limit=limit)
+    """Recent requests, newest first (with API keys: the caller's own)."""
+    requests, total = list_requests(engine, offset=offset, limit=limit, owner=owner)
     return Page[StatusBody](
         items=[StatusBody.of(r, settings) for r in requests],
         total=total,

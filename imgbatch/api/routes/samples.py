@@ -13,7 +13,7 @@ from pathlib import Path
 from fastapi import APIRouter, HTTPException, Response
 from fastapi.responses import FileResponse
 
-from imgbatch.api.deps import SettingsDep
+from imgbatch.api.deps import OwnerDep, SettingsDep
 
 router = APIRouter(tags=["samples"])
 
@@ -27,7 +27,7 @@ PRODUCTS = (
 @router.get(
     "/api/v1/sample.csv", response_class=Response, responses={200: {"content": {"text/csv": {}}}}
 )
-def sample_csv(settings: SettingsDep) -> Response:
+def sample_csv(settings: SettingsDep, _owner: OwnerDep) -> Response:
     """A sample input CSV in the original format, pointing at this service's demo photos."""
     lines = ["S. No.,Product Name,Input Image Urls"]
     for serial, (name, photos) in enumerate(PRODUCTS, start=1):

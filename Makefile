@@ -3,6 +3,8 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# newman runs docs/postman_collection.json in tests/test_postman.py (skipped without npm).
+NEWMAN := node_modules/.bin/newman
 
 .PHONY: run test lint typecheck bench docs clean
 
@@ -12,11 +14,15 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/pip install --quiet -c requirements.lock -e '.[dev]'
 	touch $(STAMP)
 
+$(NEWMAN): package.json package-lock.json
+	@if command -v npm >/dev/null; then npm ci --no-audit --no-fund && touch $@; \
+	else echo "npm not found: tests/test_postman.py will be skipped"; fi
+
 # The sample CSV points at demo photos this server hosts itself on loopback.
 run: $(STAMP)
 	IMGBATCH_ALLOW_PRIVATE_NETWORKS=$${IMGBATCH_ALLOW_PRIVATE_NETWORKS:-127.0.0.1:8000} $(BIN)/imgbatch serve
 
-test: $(STAMP)
+test: $(STAMP) $(NEWMAN)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/pytest
@@ -27,6 +33,14 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
+
+# Diagrams, the Postman collection, the OpenAPI schema and the API examples (a live server).
+docs: $(STAMP)
+	command -v dot >/dev/null || (apt-get update && apt-get install -y graphviz)
+	$(BIN)/python docs/generate_diagrams.py
+	$(BIN)/python docs/generate_postman.py
+	$(BIN)/imgbatch openapi -o docs/openapi.json
+	$(BIN)/python docs/generate_api_examples.py
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

@@ -7,6 +7,10 @@ status, stall, stream without end or redirect.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
+import socket
+import ssl
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -33,13 +37,28 @@ def send_bytes(
         req.wfile.write(body)
 
 
-class Origin:
-    """A threaded HTTP server; ``hits`` counts requests per path."""
+class _Server6(ThreadingHTTPServer):
+    address_family = socket.AF_INET6
 
-    def __init__(self, host: str = "127.0.0.1") -> None:
+
+class Origin:
+    """A threaded HTTP server; ``hits`` counts requests per path.
+
+    ``max_in_flight`` is the most requests it served at once; ``last_headers`` the headers
+    of the last request per path. ``host`` may be an IPv6 loopback ("::1"), ``port`` a
+    fixed one, and ``tls`` a server SSLContext to answer HTTPS.
+    """
+
+    def __init__(
+        self, host: str = "127.0.0.1", port: int = 0, tls: ssl.SSLContext | None = None
+    ) -> None:
         self.routes: dict[str, Handler] = {}
         self.hits: dict[str, int] = {}
+        self.last_headers: dict[str, dict[str, str]] = {}
+        self.in_flight = 0
+        self.max_in_flight = 0
         self.delay = 0.0
+        self.stopping = threading.Event()  # handlers that stall or stream wait on this
         self._lock = threading.Lock()
         origin = self
 
@@ -53,32 +72,48 @@ class Origin:
                 path = self.path.split("?", 1)[0]
                 with origin._lock:
                     origin.hits[path] = origin.hits.get(path, 0) + 1
+                    origin.last_headers[path] = dict(self.headers.items())
+                    origin.in_flight += 1
+                    origin.max_in_flight = max(origin.max_in_flight, origin.in_flight)
+                try:
+                    self._answer(path)
+                finally:
+                    with origin._lock:
+                        origin.in_flight -= 1
+
+            def _answer(self, path: str) -> None:
                 if origin.delay:
                     threading.Event().wait(origin.delay)
                 handler = origin.routes.get(path)
                 if handler is None:
                     send_bytes(self, b"not found", status=404, content_type="text/plain")
                     return
-                try:
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                     handler(self)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
 
             do_GET = _dispatch
             do_HEAD = _dispatch
             do_POST = _dispatch
 
-        self.server = ThreadingHTTPServer((host, 0), _Handler)
+        server_class = _Server6 if ":" in host else ThreadingHTTPServer
+        self.server = server_class((host, port), _Handler)
         self.server.daemon_threads = True
+        if tls is not None:
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
         self.port = self.server.server_address[1]
-        self.base_url = f"http://{host}:{self.port}"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        url_host = f"[{host}]" if ":" in host else host
+        self.base_url = f"{'https' if tls else 'http'}://{url_host}:{self.port}"
+        # A short poll interval keeps stop() (which waits for one poll) fast.
+        self._thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
 
     def start(self) -> Origin:
         self._thread.start()
         return self
 
     def stop(self) -> None:
+        self.stopping.set()
         self.server.shutdown()
         self.server.server_close()
 
@@ -94,3 +129,93 @@ class Origin:
 
     def url(self, path: str) -> str:
         return self.base_url + path
+
+
+# Crafted answers: each returns a handler for ``Origin.route``.
+
+
+def answer(status: int, body: bytes = b"", headers: dict[str, str] | None = None) -> Handler:
+    """A fixed answer with any status and headers."""
+    return lambda req: send_bytes(req, body, status=status, headers=headers)
+
+
+def redirect(location: str, status: int = 302) -> Handler:
+    return answer(status, headers={"Location": location})
+
+
+def in_turn(*handlers: Handler) -> Handler:
+    """The first request gets the first handler, and so on; the last one repeats."""
+    turns = itertools.chain(handlers, itertools.repeat(handlers[-1]))
+    lock = threading.Lock()
+
+    def handle(req: BaseHTTPRequestHandler) -> None:
+        with lock:
+            handler = next(turns)
+        handler(req)
+
+    return handle
+
+
+def slow(body: bytes, seconds: float) -> Handler:
+    """Answers ``body`` after ``seconds``: to see how many requests arrive at once."""
+
+    def handle(req: BaseHTTPRequestHandler) -> None:
+        threading.Event().wait(seconds)
+        send_bytes(req, body)
+
+    return handle
+
+
+def stall(origin: Origin, head: bytes, declared: int) -> Handler:
+    """Announces ``declared`` bytes, sends ``head``, then goes silent until the origin stops."""
+
+    def handle(req: BaseHTTPRequestHandler) -> None:
+        req.send_response(200)
+        req.send_header("Content-Type", "image/jpeg")
+        req.send_header("Content-Length", str(declared))
+        req.end_headers()
+        req.wfile.write(head)
+        req.wfile.flush()
+        origin.stopping.wait(60)
+
+    return handle
+
+
+def endless(origin: Origin, chunk: bytes = b"\xff" * 65536, limit: int = 1 << 30) -> Handler:
+    """A body without a length that goes on until the client leaves (or ``limit`` bytes)."""
+
+    def handle(req: BaseHTTPRequestHandler) -> None:
+        req.send_response(200)
+        req.send_header("Content-Type", "image/jpeg")
+        req.send_header("Connection", "close")
+        req.end_headers()
+        req.close_connection = True
+        written = 0
+        while written < limit and not origin.stopping.is_set():
+            req.wfile.write(chunk)
+            written += len(chunk)
+
+    return handle
+
+
+def trickle(origin: Origin, body: bytes, every: float) -> Handler:
+    """Sends ``body`` one byte at a time, a byte every ``every`` seconds: never idle for long,
+    never done soon."""
+
+    def handle(req: BaseHTTPRequestHandler) -> None:
+        req.send_response(200)
+        req.send_header("Content-Type", "image/jpeg")
+        req.send_header("Content-Length", str(len(body)))
+        req.end_headers()
+        for index in range(len(body)):
+            if origin.stopping.wait(every):
+                return
+            req.wfile.write(body[index : index + 1])
+            req.wfile.flush()
+
+    return handle
+
+
+def hang_up(req: BaseHTTPRequestHandler) -> None:
+    """Closes the connection without answering."""
+    req.close_connection = True

@@ -1,0 +1,199 @@
+"""Download one image safely: address policy, limits, retries and politeness.
+
+One Fetcher per process holds one pooled client. A download first waits for a slot (its
+host's, then the global one; redirects stay in the slot of the host asked for), and only
+then does its clock (``fetch_timeout``) start, so
+a long queue never turns into timeouts; the clock covers the whole attempt, redirects and
+a server that stalls mid-body included. Each redirect hop is checked before it is
+followed. Transient failures are retried with tenacity (exponential backoff with jitter,
+or the server's Retry-After); the slot is given back while waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from types import TracebackType
+
+import anyio
+import httpx
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from imgbatch.config import Settings
+from imgbatch.fetch.addresses import AddressPolicy
+from imgbatch.fetch.failures import (
+    BadStatus,
+    OutOfTime,
+    TooLarge,
+    TooManyRedirects,
+    as_image_error,
+    parse_retry_after,
+)
+from imgbatch.fetch.transport import Resolver, safe_async_client, system_resolver
+
+MAX_REDIRECTS = 5
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+REQUEST_HEADERS = {
+    "User-Agent": "imgbatch/0.1 (image fetcher)",
+    "Accept": "image/*,*/*;q=0.5",
+    # Images gain nothing from compression, and a compressed body can hide its real size.
+    "Accept-Encoding": "identity",
+}
+
+
+@dataclass(frozen=True)
+class Fetched:
+    url: str
+    final_url: str
+    content: bytes
+    content_type: str | None  # as the server said; the real type is read from the bytes
+
+
+class _HostSlots:
+    """One semaphore per host, dropped again when no download to that host is waiting."""
+
+    def __init__(self, per_host: int) -> None:
+        self._per_host = per_host
+        self._slots: dict[str, tuple[asyncio.Semaphore, int]] = {}
+
+    @asynccontextmanager
+    async def hold(self, host: str) -> AsyncIterator[None]:
+        semaphore, users = self._slots.get(host, (asyncio.Semaphore(self._per_host), 0))
+        self._slots[host] = (semaphore, users + 1)
+        try:
+            async with semaphore:
+                yield
+        finally:
+            semaphore, users = self._slots[host]
+            if users == 1:
+                del self._slots[host]
+            else:
+                self._slots[host] = (semaphore, users - 1)
+
+
+def _is_retryable(exc: BaseException) -> bool:
+    error = as_image_error(exc)
+    return error is not None and error.retryable
+
+
+class Fetcher:
+    """Downloads image URLs; ``fetch`` returns the bytes or raises ImageError."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        policy: AddressPolicy | None = None,
+        backoff_base: float = 0.5,
+        resolver: Resolver = system_resolver,
+        verify: ssl.SSLContext | bool = True,
+    ) -> None:
+        self._policy = policy or AddressPolicy.from_settings(settings)
+        self._timeout = settings.fetch_timeout
+        self._max_bytes = settings.max_image_bytes
+        self._retries = settings.fetch_retries
+        self._retry_after_cap = settings.fetch_retry_after_cap
+        # The Retry-After cap bounds our own backoff too: no wait between attempts is longer.
+        self._backoff = wait_exponential_jitter(
+            initial=backoff_base,
+            max=max(backoff_base, settings.fetch_retry_after_cap),
+            jitter=backoff_base,
+        )
+        self._client = safe_async_client(
+            self._policy,
+            timeout=settings.fetch_timeout,
+            max_connections=settings.fetch_concurrency,
+            resolver=resolver,
+            verify=verify,
+        )
+        self._all_slots = asyncio.Semaphore(settings.fetch_concurrency)
+        self._host_slots = _HostSlots(settings.fetch_per_host)
+
+    async def __aenter__(self) -> Fetcher:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def fetch(self, url: str) -> Fetched:
+        """Download ``url``, retrying transient failures; raises ImageError."""
+        self._policy.check_url(url)
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self._retries + 1),
+            wait=self._wait,
+            retry=retry_if_exception(_is_retryable),
+            reraise=True,
+        )
+        try:
+            return await retrying(self._attempt, url)
+        except Exception as exc:
+            error = as_image_error(exc)
+            if error is None:
+                raise
+            raise error from exc
+
+    def _wait(self, state: RetryCallState) -> float:
+        failure = state.outcome.exception() if state.outcome else None
+        if isinstance(failure, BadStatus) and failure.retry_after is not None:
+            return min(failure.retry_after, self._retry_after_cap)
+        return float(self._backoff(state))
+
+    async def _attempt(self, url: str) -> Fetched:
+        async with self._host_slots.hold(httpx.URL(url).raw_host.decode()), self._all_slots:
+            try:
+                with anyio.fail_after(self._timeout):
+                    return await self._follow(url)
+            except TimeoutError as exc:
+                raise OutOfTime(self._timeout) from exc
+
+    async def _follow(self, url: str) -> Fetched:
+        current = url
+        for _ in range(MAX_REDIRECTS + 1):
+            self._policy.check_url(current)
+            async with self._client.stream("GET", current, headers=REQUEST_HEADERS) as response:
+                location = response.headers.get("Location")
+                if response.status_code in REDIRECT_STATUSES and location:
+                    current = str(response.url.join(location))
+                    continue
+                if not response.is_success:
+                    raise BadStatus(
+                        response.status_code,
+                        response.reason_phrase,
+                        parse_retry_after(response.headers.get("Retry-After")),
+                    )
+                content = await self._read_capped(response)
+                return Fetched(
+                    url=url,
+                    final_url=str(response.url),
+                    content=content,
+                    content_type=response.headers.get("Content-Type"),
+                )
+        raise TooManyRedirects(MAX_REDIRECTS)
+
+    async def _read_capped(self, response: httpx.Response) -> bytes:
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > self._max_bytes:
+            raise TooLarge(self._max_bytes, int(declared))
+        body = bytearray()
+        async for chunk in response.aiter_bytes():
+            body += chunk
+            if len(body) > self._max_bytes:
+                raise TooLarge(self._max_bytes)
+        return bytes(body)

@@ -63,6 +63,15 @@ def openapi_json(schema: dict[str, Any]) -> str:
     return json.dumps(schema, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
+@app.command("webhook-secret")
+def webhook_secret() -> None:
+    """Print the secret webhooks are signed with (IMGBATCH_WEBHOOK_SECRET, or the one
+    generated once in the data dir), for receivers to verify signatures."""
+    from imgbatch.webhooks import webhook_secret as secret_of
+
+    typer.echo(secret_of(Settings()))
+
+
 @db_app.command("upgrade")
 def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
     """Apply database migrations to IMGBATCH_DATABASE_URL."""

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 import imgbatch
-from imgbatch.api.routes import files, health, legacy, requests, samples
+from imgbatch.api.routes import files, health, legacy, requests, samples, webhooks
 from imgbatch.config import Settings
 from imgbatch.runtime import background_work, open_services
 
@@ -37,6 +37,7 @@ def create_app(settings: Settings | None = None, *, work: bool = True) -> FastAP
         title="imgbatch", version=imgbatch.__version__, description=DESCRIPTION, lifespan=lifespan
     )
     app.include_router(requests.router)
+    app.include_router(webhooks.router)
     app.include_router(legacy.router)
     app.include_router(files.router)
     app.include_router(samples.router)

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 import imgbatch
-from imgbatch.api.routes import files, health, legacy, requests, samples, webhooks
+from imgbatch.api.routes import files, health, legacy, requests, samples, web, webhooks
 from imgbatch.config import Settings
 from imgbatch.runtime import background_work, open_services
 
@@ -42,4 +42,5 @@ def create_app(settings: Settings | None = None, *, work: bool = True) -> FastAP
     app.include_router(files.router)
     app.include_router(samples.router)
     app.include_router(health.router)
+    app.include_router(web.router)
     return app

@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # newman runs docs/postman_collection.json in tests/test_postman.py (skipped without npm).
 NEWMAN := node_modules/.bin/newman
 
-.PHONY: run test lint typecheck bench docs clean
+.PHONY: run test browser screenshots lint typecheck bench docs clean
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -22,10 +22,18 @@ $(NEWMAN): package.json package-lock.json
 run: $(STAMP)
 	IMGBATCH_ALLOW_PRIVATE_NETWORKS=$${IMGBATCH_ALLOW_PRIVATE_NETWORKS:-127.0.0.1:8000} $(BIN)/imgbatch serve
 
-test: $(STAMP) $(NEWMAN)
+# The web page's tests drive Debian's Chromium (Playwright's own browser download is not used).
+browser:
+	command -v chromium >/dev/null || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
+
+test: $(STAMP) $(NEWMAN) browser
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/pytest
+
+# docs/screenshots/*.png of the web page, taken from a live server.
+screenshots: $(STAMP) browser
+	$(BIN)/python -m tests.screenshots
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

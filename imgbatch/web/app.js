@@ -14,6 +14,7 @@ const notFound = byId("not-found");
 const recent = new RecentList();
 const view = new RequestView({
   onChange: () => recent.refresh(),
+  onStatus: (status) => recent.update(status),
   onNotFound: (requestId) => {
     view.close();
     setText(byId("not-found-text"), `There is no request with the ID ${requestId}.`);

@@ -32,6 +32,17 @@ export class RecentList {
     }
   }
 
+  /** Show a fresher status of a listed request (the one being watched) in place. */
+  update(status) {
+    const link = [...this.list.querySelectorAll("a[data-id]")].find(
+      (candidate) => candidate.dataset.id === status.request_id,
+    );
+    const item = link?.closest("li");
+    if (!item) return;
+    const fresh = this.item(status);
+    if (fresh.textContent !== item.textContent) item.replaceWith(fresh);
+  }
+
   refresh() {
     return this.load(this.offset);
   }

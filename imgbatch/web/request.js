@@ -22,9 +22,11 @@ const PRODUCTS_EVERY_MS = 2000; // thumbnails refresh less often than the counte
 const RETRY_MAX_MS = 15_000;
 
 export class RequestView {
-  /** `onChange(status)` runs when the request finishes, or is cancelled or retried here. */
-  constructor({ onChange, onNotFound }) {
+  /** `onChange(status)` runs when the request finishes, or is cancelled or retried here;
+   * `onStatus(status)` on every status seen. */
+  constructor({ onChange, onStatus, onNotFound }) {
     this.onChange = onChange;
+    this.onStatus = onStatus;
     this.onNotFound = onNotFound;
     this.products = new ProductList();
     this.requestId = null;
@@ -157,6 +159,7 @@ export class RequestView {
 
   render(status) {
     this.status = status;
+    this.onStatus(status);
     const el = this.el;
     const terminal = TERMINAL.has(status.status);
     const done = status.processed_images + status.failed_images;

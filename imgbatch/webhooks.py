@@ -24,7 +24,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from http import HTTPStatus
 from pathlib import Path
 from typing import Literal
@@ -65,11 +65,6 @@ class WebhookPayload(BaseModel):
     finished_at: datetime
 
 
-def as_utc(moment: datetime) -> datetime:
-    """SQLite hands datetimes back without a zone; every stored time is UTC."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
 def build_payload(delivery: DueWebhook, settings: Settings) -> bytes:
     """The JSON body, exactly as sent and signed."""
     request_id = delivery.request_id
@@ -81,7 +76,7 @@ def build_payload(delivery: DueWebhook, settings: Settings) -> bytes:
         failed_images=delivery.failed_images,
         # The same URL the status body gives.
         output_csv_url=f"{settings.public_url}/api/v1/requests/{request_id}/output.csv",
-        finished_at=as_utc(delivery.finished_at),
+        finished_at=delivery.finished_at,
     )
     return payload.model_dump_json().encode()
 

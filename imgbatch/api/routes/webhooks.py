@@ -10,7 +10,6 @@ from pydantic import BaseModel, Field
 from imgbatch.api.deps import EngineDep, RequestDep
 from imgbatch.db.models import WebhookAttempt, WebhookStatus
 from imgbatch.db.reads import webhook_attempts
-from imgbatch.webhooks import as_utc
 
 router = APIRouter(prefix="/api/v1", tags=["webhooks"])
 
@@ -25,7 +24,7 @@ class WebhookAttemptItem(BaseModel):
     @classmethod
     def of(cls, attempt: WebhookAttempt) -> WebhookAttemptItem:
         return cls(
-            attempted_at=as_utc(attempt.attempted_at),
+            attempted_at=attempt.attempted_at,
             status_code=attempt.status_code,
             error=attempt.error,
             duration_ms=attempt.duration_ms,
@@ -55,5 +54,5 @@ def webhook(request: RequestDep, engine: EngineDep) -> WebhookBody:
             WebhookAttemptItem.of(attempt)
             for attempt in webhook_attempts(engine, request_id=request.id)
         ],
-        next_attempt_at=as_utc(next_at) if next_at else None,
+        next_attempt_at=next_at,
     )

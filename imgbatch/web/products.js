@@ -58,6 +58,7 @@ export class ProductList {
       this.page = target;
       this.expanded.clear();
     }
+    this.pageInput.value = String(target);
     await this.refresh();
     if (target === this.page) this.range.scrollIntoView({ block: "nearest" });
   }

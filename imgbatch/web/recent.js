@@ -76,7 +76,7 @@ export class RecentList {
     const active = !TERMINAL.has(status.status);
     const detail = [
       `${count(status.total_images)} image${status.total_images === 1 ? "" : "s"}`,
-      active ? percent(status.progress) : null,
+      active ? percent(status.total_images ? done / status.total_images : 0) : null,
       status.failed_images ? `${count(status.failed_images)} failed` : null,
       ago(status.created_at),
     ].filter(Boolean);

@@ -111,7 +111,8 @@ export class RequestView {
       }
       if (generation !== this.generation) return;
       wait = POLL_MS;
-      const wasActive = this.status === null || !TERMINAL.has(this.status.status);
+      // Seen running here (not merely reopened after it finished).
+      const wasActive = this.status !== null && !TERMINAL.has(this.status.status);
       this.render(status);
       const terminal = TERMINAL.has(status.status);
       const key = progressKey(status);
@@ -170,7 +171,7 @@ export class RequestView {
     el.statusBadge.className = `badge status-${status.status}`;
     el.progress.max = Math.max(total, 1);
     el.progress.value = done;
-    setText(el.percent, percent(status.progress ?? fraction));
+    setText(el.percent, percent(fraction)); // from the counts: `progress` is rounded
     setText(el.label, progressText(status, done, terminal));
     setText(el.processed, count(status.processed_images));
     setText(el.failed, count(status.failed_images));

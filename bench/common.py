@@ -75,11 +75,8 @@ def distinct_urls(base: str, count: int, names: Sequence[str] | None = None) -> 
 
 def bench_env(data_dir: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("IMGBATCH_")}
-    env.update(
-        IMGBATCH_DATA_DIR=str(data_dir),
-        IMGBATCH_ALLOW_PRIVATE_NETWORKS="127.0.0.0/8",
-        **extra,
-    )
+    env.update(IMGBATCH_DATA_DIR=str(data_dir), IMGBATCH_ALLOW_PRIVATE_NETWORKS="127.0.0.0/8")
+    env.update(extra)
     return env
 
 

@@ -115,6 +115,22 @@ def claim_chunk(engine: Engine, *, request_id: str, size: int, lease_seconds: in
     return Chunk(request_id, tuple(sorted(seqs)))
 
 
+def release_chunk(engine: Engine, *, chunk: Chunk) -> int:
+    """Hand a claimed chunk's unfinished images back to pending at once, e.g. when its
+    message could not be sent; returns how many went back."""
+    with write_tx(engine) as conn:
+        result = conn.execute(
+            update(Image)
+            .where(
+                Image.request_id == chunk.request_id,
+                Image.seq.in_(chunk.seqs),
+                Image.status == ImageStatus.PROCESSING,
+            )
+            .values(status=ImageStatus.PENDING, lease_expires_at=None)
+        )
+        return int(result.rowcount)
+
+
 def start_chunk(engine: Engine, *, chunk: Chunk, lease_seconds: int) -> list[ChunkImage]:
     """Renew the lease of a chunk's images that still need work, and return them.
 
@@ -241,9 +257,27 @@ def reap_expired_leases(engine: Engine, *, everything: bool = False) -> int:
 
 
 def cancel_request(engine: Engine, *, request_id: str) -> bool:
-    """Cancel outstanding work; True when the request was active and is now cancelled."""
+    """Cancel outstanding work; True when the request was active and is now cancelled.
+
+    Images are updated before the request row, the order every writer here follows, so
+    PostgreSQL never sees two transactions wait on each other's locks.
+    """
     now = utcnow()
+    still_active = (
+        select(Request.id)
+        .where(Request.id == request_id, Request.status.in_(ACTIVE_STATUSES))
+        .exists()
+    )
     with write_tx(engine) as conn:
+        conn.execute(
+            update(Image)
+            .where(
+                Image.request_id == request_id,
+                Image.status.in_((ImageStatus.PENDING, ImageStatus.PROCESSING)),
+                still_active,
+            )
+            .values(status=ImageStatus.CANCELLED, lease_expires_at=None)
+        )
         won = conn.execute(
             update(Request)
             .where(Request.id == request_id, Request.status.in_(ACTIVE_STATUSES))
@@ -252,17 +286,7 @@ def cancel_request(engine: Engine, *, request_id: str) -> bool:
             )
             .returning(Request.id)
         ).first()
-        if won is None:
-            return False
-        conn.execute(
-            update(Image)
-            .where(
-                Image.request_id == request_id,
-                Image.status.in_((ImageStatus.PENDING, ImageStatus.PROCESSING)),
-            )
-            .values(status=ImageStatus.CANCELLED, lease_expires_at=None)
-        )
-    return True
+    return won is not None
 
 
 def retry_request(engine: Engine, *, request_id: str) -> int:

@@ -83,9 +83,12 @@ def parse_serial(cell: str) -> int | str:
 
 # --- image URLs -----------------------------------------------------------------------
 
-# The common shape, accepted without further parsing: scheme, plain host name, path.
+# The common shape, accepted without further parsing: scheme, plain host name, port, path.
+_PORT = r"(?::(?:[0-9]{1,4}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?"
 _PLAIN = (
-    r"(?i:https?)://[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?:[/?#][^\s,\x00-\x1f\x7f-\x9f]*)?"
+    r"(?i:https?)://[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?"
+    + _PORT
+    + r"(?:[/?#][^\s,\x00-\x1f\x7f-\x9f]*)?"
 )
 _PLAIN_URL = re.compile(_PLAIN)
 # A whole cell of such URLs, the commas, spaces and newlines around them, trailing commas.

@@ -34,8 +34,7 @@ def output_csv_text(services: Services, request: Request) -> Iterator[str]:
     storage = services.storage
 
     def rows() -> Iterator[tuple[str, str, str, list[str | None]]]:
-        for product, keys in output_rows(services.engine, request_id=request.id):
-            urls = [storage.url_for(key) if key else None for key in keys]
-            yield product.serial, product.product_name, product.urls_cell, urls
+        for serial, name, urls_cell, keys in output_rows(services.engine, request_id=request.id):
+            yield serial, name, urls_cell, [storage.url_for(key) if key else None for key in keys]
 
     return output_csv(CsvHeader.from_json(request.csv_header), rows())

@@ -186,6 +186,9 @@ def test_cancel_and_retry(engine: Engine) -> None:
         ("https://img.example:443/a.jpg?b=1", "https://img.example/a.jpg?b=1"),
         ("https://img.example:8443/A.jpg", "https://img.example:8443/A.jpg"),
         ("https://img.example", "https://img.example/"),
+        ("https://img.example?x=1#y", "https://img.example/?x=1"),
+        ("http://[::1]:80/a", "http://[::1]/a"),
+        ("http://User@Img.Example:8080/a", "http://User@img.example:8080/a"),
     ],
 )
 def test_canonical_url(url: str, canonical: str) -> None:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, Field
+from sqlalchemy import Row
 
 from imgbatch.config import Settings
-from imgbatch.db.models import TERMINAL_STATUSES, Image, Request
+from imgbatch.db.models import TERMINAL_STATUSES, Request
 from imgbatch.storage import Storage
 
 T = TypeVar("T")
@@ -70,7 +71,7 @@ class ImageItem(BaseModel):
     output_bytes: int | None
 
     @classmethod
-    def of(cls, image: Image, storage: Storage) -> ImageItem:
+    def of(cls, image: Row[Any], storage: Storage) -> ImageItem:
         return cls(
             position=image.position,
             input_url=image.url,

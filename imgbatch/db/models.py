@@ -110,6 +110,9 @@ class Product(Base):
     serial: Mapped[str] = mapped_column(Text)
     product_name: Mapped[str] = mapped_column(Text)
     urls_cell: Mapped[str] = mapped_column(Text)
+    # The product's images are seq first_seq .. first_seq + image_count - 1.
+    first_seq: Mapped[int] = mapped_column(Integer)
+    image_count: Mapped[int] = mapped_column(Integer)
 
     __table_args__ = (ForeignKeyConstraint(["request_id"], ["requests.id"], ondelete="CASCADE"),)
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from itertools import groupby
+from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, Row, func, select
 
 from imgbatch.db.engine import read_tx
 from imgbatch.db.models import Image, ImageStatus, Product, Request, WebhookAttempt
@@ -41,59 +43,74 @@ def _request(mapping: Any) -> Request:
 
 @dataclass(frozen=True)
 class ProductImages:
-    product: Product
-    images: list[Image]
+    """A product row and its image rows (plain rows: no ORM objects on this hot path)."""
+
+    product: Row[Any]
+    images: Sequence[Row[Any]]
 
 
 def products_page(
     engine: Engine, *, request_id: str, offset: int, limit: int
 ) -> list[ProductImages]:
-    """Products ``offset`` to ``offset + limit`` of a request with their images, in order."""
+    """Products ``offset`` to ``offset + limit`` of a request with their images, in order.
+
+    Two primary-key range scans: the page's products, then the seq range of their images.
+    """
     with read_tx(engine) as conn:
-        products = [
-            Product(**dict(row._mapping))
-            for row in conn.execute(
-                select(*Product.__table__.columns)
-                .where(
-                    Product.request_id == request_id,
-                    Product.position >= offset,
-                    Product.position < offset + limit,
-                )
-                .order_by(Product.position)
+        products = conn.execute(
+            select(*Product.__table__.columns)
+            .where(
+                Product.request_id == request_id,
+                Product.position >= offset,
+                Product.position < offset + limit,
             )
-        ]
+            .order_by(Product.position)
+        ).all()
         if not products:
             return []
-        images = [
-            Image(**dict(row._mapping))
-            for row in conn.execute(
-                select(*Image.__table__.columns)
-                .where(
-                    Image.request_id == request_id,
-                    Image.product_position >= products[0].position,
-                    Image.product_position <= products[-1].position,
-                )
-                .order_by(Image.seq)
+        last = products[-1]
+        images = conn.execute(
+            select(*Image.__table__.columns)
+            .where(
+                Image.request_id == request_id,
+                Image.seq >= products[0].first_seq,
+                Image.seq < last.first_seq + last.image_count,
             )
-        ]
-    by_product: dict[int, list[Image]] = {p.position: [] for p in products}
-    for image in images:
-        by_product[image.product_position].append(image)
-    return [ProductImages(p, by_product[p.position]) for p in products]
+            .order_by(Image.seq)
+        ).all()
+    page, start = [], 0
+    for product in products:
+        page.append(ProductImages(product, images[start : start + product.image_count]))
+        start += product.image_count
+    return page
 
 
 def output_rows(
-    engine: Engine, *, request_id: str, batch: int = 5000
-) -> Iterator[tuple[Product, list[str | None]]]:
-    """Every product with the output keys of its images (None where an image failed).
-
-    Streams in batches of products so memory stays flat for any request size.
-    """
-    start = 0
-    while page := products_page(engine, request_id=request_id, offset=start, limit=batch):
-        for item in page:
-            yield item.product, [image.output_key for image in item.images]
-        start += batch
+    engine: Engine, *, request_id: str
+) -> Iterator[tuple[str, str, str, list[str | None]]]:
+    """(serial, product name, URL cell, output keys) of every product, in order, with None
+    where an image has no output. One ordered scan, streamed: memory stays flat."""
+    query = (
+        select(
+            Product.position,
+            Product.serial,
+            Product.product_name,
+            Product.urls_cell,
+            Image.output_key,
+        )
+        .join(
+            Product,
+            (Product.request_id == Image.request_id) & (Product.position == Image.product_position),
+        )
+        .where(Image.request_id == request_id)
+        .order_by(Image.seq)
+    )
+    with read_tx(engine) as conn:
+        rows = conn.execution_options(yield_per=5000).execute(query)
+        for _, group in groupby(rows, key=itemgetter(0)):
+            product = list(group)
+            first = product[0]
+            yield first.serial, first.product_name, first.urls_cell, [r.output_key for r in product]
 
 
 def webhook_attempts(engine: Engine, *, request_id: str, limit: int = 50) -> list[WebhookAttempt]:

@@ -77,6 +77,8 @@ def upgrade() -> None:
         sa.Column("serial", sa.Text(), nullable=False),
         sa.Column("product_name", sa.Text(), nullable=False),
         sa.Column("urls_cell", sa.Text(), nullable=False),
+        sa.Column("first_seq", sa.Integer(), nullable=False),
+        sa.Column("image_count", sa.Integer(), nullable=False),
         sa.ForeignKeyConstraint(["request_id"], ["requests.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("request_id", "position"),
     )

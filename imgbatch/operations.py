@@ -38,3 +38,21 @@ def output_csv_text(services: Services, request: Request) -> Iterator[str]:
             yield serial, name, urls_cell, [storage.url_for(key) if key else None for key in keys]
 
     return output_csv(CsvHeader.from_json(request.csv_header), rows())
+
+
+def in_blocks(lines: Iterator[str], size: int = 256 * 1024) -> Iterator[str]:
+    """Join lines into blocks of about ``size`` characters.
+
+    A streaming response hops to a worker thread for every item of a sync iterator;
+    one hop per CSV line would make a 100,000-row download take seconds of hopping.
+    """
+    block: list[str] = []
+    length = 0
+    for line in lines:
+        block.append(line)
+        length += len(line)
+        if length >= size:
+            yield "".join(block)
+            block, length = [], 0
+    if block:
+        yield "".join(block)

@@ -22,7 +22,7 @@ from imgbatch.db.reads import get_request, list_requests, products_page
 from imgbatch.db.work import cancel_request, retry_request
 from imgbatch.errors import CsvError, CsvInvalid, ImageError
 from imgbatch.fetch import AddressPolicy
-from imgbatch.operations import output_csv_text, submit_csv
+from imgbatch.operations import in_blocks, output_csv_text, submit_csv
 
 router = APIRouter(prefix="/api/v1", tags=["requests"])
 
@@ -130,7 +130,7 @@ def output(request: RequestDep, services: ServicesDep) -> StreamingResponse:
     if request.status not in TERMINAL_STATUSES:
         raise HTTPException(409, StatusBody.of(request, services.settings).model_dump(mode="json"))
     return StreamingResponse(
-        output_csv_text(services, request),
+        in_blocks(output_csv_text(services, request)),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{request.id}.csv"'},
     )

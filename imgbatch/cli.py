@@ -72,6 +72,24 @@ def webhook_secret() -> None:
     typer.echo(secret_of(Settings()))
 
 
+@app.command()
+def worker(
+    concurrency: Annotated[
+        int | None,
+        typer.Option("--concurrency", "-c", help="worker processes (default: IMGBATCH_WORKERS)"),
+    ] = None,
+    loglevel: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR")] = "INFO",
+) -> None:
+    """A Celery worker that processes chunks (needs IMGBATCH_BROKER_URL)."""
+    settings = Settings()
+    if not settings.broker_url:
+        err.print("[red]imgbatch worker needs IMGBATCH_BROKER_URL (redis://… or amqp://…)[/red]")
+        raise typer.Exit(2)
+    from imgbatch.dispatch.celery_app import run_worker
+
+    run_worker(settings, concurrency=concurrency or settings.workers, loglevel=loglevel.upper())
+
+
 @db_app.command("upgrade")
 def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
     """Apply database migrations to IMGBATCH_DATABASE_URL."""

@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     # Images per unit of work ("process a chunk"), and chunks in flight per request.
     chunk_size: int = Field(default=16, ge=1, le=1000)
     chunks_per_request: int = Field(default=2, ge=1)
+    # The Celery queue chunks travel on: deployments (or test runs) sharing a broker each
+    # take their own.
+    celery_queue: str = Field(default="imgbatch", min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$")
 
     api_keys: str = ""
 

@@ -14,8 +14,14 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from imgbatch.api import create_app
-from imgbatch.config import Settings
 from tests.helpers import csv_bytes, quantization_of, reference_quantization, wait_until
+from tests.modes import (  # noqa: F401  (fixtures)
+    Mode,
+    get_output,
+    mode_fixture,
+    scaleout_fixture,
+    scaleout_fleet_fixture,
+)
 from tests.origin import Origin, send_bytes
 
 TERMINAL = {"completed", "completed_with_errors", "failed", "cancelled"}
@@ -24,8 +30,9 @@ Service = Callable[..., Any]
 
 
 @pytest.fixture
-def service(tmp_path: Path, photo_origin: Origin) -> Iterator[Service]:
-    """Start the app (with its embedded workers) on a fresh data dir; close it after."""
+def service(tmp_path: Path, photo_origin: Origin, mode: Mode) -> Iterator[Service]:
+    """Start the app on a fresh data dir, in each mode (embedded workers, or Celery
+    workers over PostgreSQL, Redis and S3); close it after."""
     opened: list[TestClient] = []
 
     @contextmanager
@@ -37,7 +44,7 @@ def service(tmp_path: Path, photo_origin: Origin) -> Iterator[Service]:
             "fetch_retries": 0,
         }
         values.update(overrides)
-        with TestClient(create_app(Settings(**values))) as client:
+        with TestClient(create_app(mode.settings(values))) as client:
             opened.append(client)
             yield client
 
@@ -104,7 +111,7 @@ def test_original_example_completes_with_hosted_jpegs(
                 source = (
                     photo_origin.routes and (photos_by_name(photos)[input_url.rsplit("/", 1)[1]])
                 )
-                jpeg = client.get(output_url.removeprefix("http://127.0.0.1:8000"))
+                jpeg = get_output(client, output_url)
                 assert jpeg.status_code == 200
                 assert jpeg.headers["content-type"] == "image/jpeg"
                 decoded = Image.open(io.BytesIO(jpeg.content))
@@ -298,10 +305,10 @@ def test_aliases_sample_files_health_docs(
         assert client.get(f"/status/{request_id}").json()["request_id"] == request_id
         wait_terminal(client, request_id)
         item = client.get(f"/api/v1/requests/{request_id}/products").json()["items"][0]
-        path = item["images"][0]["output_url"].removeprefix("http://127.0.0.1:8000")
-        image = client.get(path)
+        url = item["images"][0]["output_url"]
+        image = get_output(client, url)
         assert image.headers["etag"] and "max-age" in image.headers["cache-control"]
-        again = client.get(path, headers={"If-None-Match": image.headers["etag"]})
+        again = get_output(client, url, headers={"If-None-Match": image.headers["etag"]})
         assert again.status_code == 304
         assert client.get("/files/../../etc/passwd").status_code == 404
         assert client.get("/files/nope/1.jpg").status_code == 404

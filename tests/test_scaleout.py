@@ -1,0 +1,288 @@
+"""Scale-out on real services: Celery workers over Redis (and RabbitMQ), PostgreSQL, S3.
+
+The API contract itself runs in scale-out mode in test_api.py (the ``mode`` fixture);
+here are what only scale-out has: workers that die, a fair queue, another broker, and
+the deployment's own commands (``imgbatch db upgrade``, ``serve --host 0.0.0.0``, ``worker``).
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+from sqlalchemy import select
+
+from imgbatch.api import create_app
+from imgbatch.db.engine import make_engine, read_tx
+from imgbatch.db.models import Image as ImageRow
+from imgbatch.db.reads import get_request
+from imgbatch.storage import image_key
+from tests.conftest import require_service
+from tests.helpers import csv_bytes, wait_until
+from tests.modes import (  # noqa: F401  (fixtures)
+    AMQP_URL,
+    IMGBATCH,
+    Backend,
+    Fleet,
+    Worker,
+    aws_test_env,
+    scaleout_fixture,
+    scaleout_fleet_fixture,
+)
+from tests.origin import Origin
+from tests.s3server import MotoServer
+
+TERMINAL = {"completed", "completed_with_errors", "failed", "cancelled"}
+
+
+def distinct_photo_urls(origin: Origin, photos: list[Path], count: int, tag: str) -> list[str]:
+    """``count`` different URLs (so none is deduplicated) over the photo corpus."""
+    urls = []
+    for i in range(count):
+        path = f"/{tag}/{i}/{photos[i % len(photos)].name}"
+        origin.serve_file(path, photos[i % len(photos)])
+        urls.append(origin.url(path))
+    return urls
+
+
+def rows_of(urls: list[str], per_row: int = 4) -> list[tuple[int, str, list[str]]]:
+    return [
+        (n, f"SKU{n}", urls[i : i + per_row])
+        for n, i in enumerate(range(0, len(urls), per_row), start=1)
+    ]
+
+
+def upload(client: TestClient | httpx.Client, urls: list[str]) -> str:
+    body = csv_bytes(rows_of(urls))
+    response = client.post("/api/v1/requests", files={"file": ("products.csv", body, "text/csv")})
+    assert response.status_code == 202, response.text
+    request_id: str = response.json()["request_id"]
+    return request_id
+
+
+def status_of(client: TestClient | httpx.Client, request_id: str) -> dict[str, Any]:
+    body: dict[str, Any] = client.get(f"/api/v1/requests/{request_id}").json()
+    return body
+
+
+def wait_terminal(
+    client: TestClient | httpx.Client, request_id: str, timeout: float = 60
+) -> dict[str, Any]:
+    def finished() -> dict[str, Any] | None:
+        body = status_of(client, request_id)
+        return body if body["status"] in TERMINAL else None
+
+    result: dict[str, Any] = wait_until(finished, timeout=timeout, interval=0.05)
+    return result
+
+
+def busy(worker: Worker) -> bool:
+    """The worker holds a chunk it has not finished (its log: received, not yet done)."""
+    log = worker.log.read_text(errors="replace")
+    received = set(re.findall(r"Task imgbatch\.process_chunk\[([0-9a-f-]+)\] received", log))
+    done = set(re.findall(r"Task imgbatch\.process_chunk\[([0-9a-f-]+)\] (?:succeeded|retry)", log))
+    return bool(received - done)
+
+
+def image_rows(database_url: str, request_id: str) -> list[tuple[int, str, str | None, int]]:
+    engine = make_engine(database_url, pool_size=1)
+    try:
+        with read_tx(engine) as conn:
+            rows = conn.execute(
+                select(ImageRow.seq, ImageRow.status, ImageRow.output_key, ImageRow.attempts)
+                .where(ImageRow.request_id == request_id)
+                .order_by(ImageRow.seq)
+            ).all()
+        return [(seq, status, key, attempts) for seq, status, key, attempts in rows]
+    finally:
+        engine.dispose()
+
+
+def drop_database_connections(database_url: str) -> int:
+    """What a PostgreSQL restart does to every connection of the workers: cut it."""
+    name = database_url.rsplit("/", 1)[1]
+    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as db:
+        cut = db.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = %s",
+            (name,),
+        ).fetchone()
+    return int(cut[0]) if cut else 0
+
+
+def base_values(tmp_path: Path, origin: Origin, **overrides: Any) -> dict[str, Any]:
+    return {
+        "data_dir": tmp_path / "data",
+        "allow_private_networks": f"127.0.0.1:{origin.port}",
+        "fetch_retries": 0,
+        **overrides,
+    }
+
+
+def test_killed_and_stopped_workers_lose_nothing_and_count_nothing_twice(
+    scaleout: Backend,
+    photo_origin: Origin,
+    photos: list[Path],
+    moto_server: MotoServer,
+    tmp_path: Path,
+) -> None:
+    photo_origin.delay = 0.1  # chunks take a while, so a worker is caught mid-chunk
+    values = base_values(tmp_path, photo_origin, lease_seconds=5, chunk_size=4, workers=1)
+    first = scaleout.start_worker(values)
+    second = scaleout.start_worker(values)
+    urls = distinct_photo_urls(photo_origin, photos, 48, "chaos")
+    with TestClient(create_app(scaleout.settings(values))) as client:
+        request_id = upload(client, urls)
+    # The API is gone: from here on only the workers dispatch and reap leases.
+
+    wait_until(lambda: busy(first), timeout=30, interval=0.02)
+    first.kill()  # SIGKILL mid-chunk: its message and its claimed images are orphaned
+    third = scaleout.start_worker(values)
+    assert drop_database_connections(scaleout.database_url) > 0
+    wait_until(lambda: busy(second), timeout=30, interval=0.02)
+    second.terminate()  # SIGTERM: a warm shutdown finishes the chunk it holds
+    assert second.process.wait(timeout=30) == 0, second.log_tail()
+    assert not busy(second), second.log_tail()
+
+    # Still no API: the workers alone recover the killed worker's chunk.
+    engine = make_engine(scaleout.database_url, pool_size=1)
+    try:
+        wait_until(
+            lambda: getattr(get_request(engine, request_id=request_id), "status", "") in TERMINAL,
+            timeout=90,
+        )
+    finally:
+        engine.dispose()
+    assert third.process.poll() is None, third.log_tail()
+    with TestClient(create_app(scaleout.settings(values))) as client:
+        final = status_of(client, request_id)
+    assert final["status"] == "completed", final
+    assert final["processed_images"] == final["total_images"] == 48
+    assert final["failed_images"] == 0
+
+    rows = image_rows(scaleout.database_url, request_id)
+    assert {status for _, status, _, _ in rows} == {"succeeded"}
+    assert [key for _, _, key, _ in rows] == [image_key(request_id, seq) for seq, _, _, _ in rows]
+    # The killed worker's chunk was handed out again, and still nothing was doubled.
+    assert max(attempts for _, _, _, attempts in rows) >= 2
+    expected = sorted(f"out/{image_key(request_id, seq)}" for seq, _, _, _ in rows)
+    assert scaleout.object_keys(moto_server.client) == expected
+
+
+def test_a_killed_pool_process_hands_its_chunk_back_at_once(
+    scaleout: Backend, photo_origin: Origin, photos: list[Path], tmp_path: Path
+) -> None:
+    photo_origin.delay = 0.5
+    # Leases far longer than the test: only the message's redelivery can save the chunk.
+    values = base_values(tmp_path, photo_origin, lease_seconds=600, chunk_size=4, workers=1)
+    worker = scaleout.start_worker(values)
+    urls = distinct_photo_urls(photo_origin, photos, 16, "child")
+    with TestClient(create_app(scaleout.settings(values))) as client:
+        request_id = upload(client, urls)
+        wait_until(lambda: photo_origin.in_flight > 0, timeout=30, interval=0.02)
+        (pool_process,) = psutil.Process(worker.process.pid).children()  # mid-download
+        pool_process.kill()  # the process running the chunk dies; the worker lives on
+        final = wait_terminal(client, request_id, timeout=30)
+    assert final["status"] == "completed" and final["processed_images"] == 16, final
+    assert "WorkerLostError" in worker.log.read_text(errors="replace")
+
+
+def test_small_request_is_not_starved_by_a_big_one(
+    scaleout: Backend, photo_origin: Origin, photos: list[Path], tmp_path: Path
+) -> None:
+    photo_origin.delay = 0.05
+    values = base_values(tmp_path, photo_origin, chunk_size=4, chunks_per_request=2, workers=2)
+    scaleout.start_worker(values)
+    big_urls = distinct_photo_urls(photo_origin, photos, 160, "big")
+    small_urls = distinct_photo_urls(photo_origin, photos, 4, "small")
+    with TestClient(create_app(scaleout.settings(values))) as client:
+        big = upload(client, big_urls)
+        wait_until(lambda: status_of(client, big)["processed_images"] > 0, timeout=30)
+        small = upload(client, small_urls)
+        small_final = wait_terminal(client, small)
+        big_then = status_of(client, big)
+        big_final = wait_terminal(client, big, timeout=120)
+
+    assert small_final["status"] == big_final["status"] == "completed"
+    # Submitted after the big one had started, the small one overtook it by far.
+    assert big_then["status"] == "processing" and big_then["progress"] < 0.5, big_then
+    assert small_final["finished_at"] < big_final["finished_at"]
+
+
+@pytest.fixture
+def amqp_backend(scaleout_fleet: Fleet) -> Iterator[Backend]:
+    require_service("PostgreSQL", "127.0.0.1", 5432)
+    require_service("RabbitMQ", "127.0.0.1", 5672)
+    backend = scaleout_fleet.backend(AMQP_URL, migrate=False)
+    yield backend
+    backend.stop_workers()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_deployment_commands_over_rabbitmq(
+    amqp_backend: Backend, photo_origin: Origin, photos: list[Path], tmp_path: Path
+) -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    values = base_values(tmp_path, photo_origin, public_url=base, workers=1)
+    env = amqp_backend.worker_env(values)
+    # The commands the compose file runs, in its order: migrate, then API and worker.
+    subprocess.run([IMGBATCH, "db", "upgrade"], env=env, check=True, capture_output=True)
+    amqp_backend.start_worker(values)
+    log = (tmp_path / "serve.log").open("wb")
+    serve = subprocess.Popen(
+        [IMGBATCH, "serve", "--host", "0.0.0.0", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        with httpx.Client(base_url=base, timeout=10) as client:
+            wait_until(lambda: _answers(client), timeout=30)
+            urls = distinct_photo_urls(photo_origin, photos, 3, "amqp")
+            request_id = upload(client, urls)
+            final = wait_terminal(client, request_id)
+            assert final["status"] == "completed" and final["processed_images"] == 3, final
+            item = client.get(f"/api/v1/requests/{request_id}/products").json()["items"][0]
+            output_url = item["images"][0]["output_url"]
+            assert output_url.startswith(amqp_backend.s3_endpoint_url)  # presigned, on S3
+            jpeg = httpx.get(output_url)
+            assert jpeg.status_code == 200 and jpeg.headers["content-type"] == "image/jpeg"
+            assert Image.open(io.BytesIO(jpeg.content)).format == "JPEG"
+            out = client.get(final["output_csv_url"].removeprefix(base))
+            assert out.status_code == 200 and output_url.split("?")[0] in out.text
+    finally:
+        serve.terminate()
+        serve.wait(timeout=30)
+        log.close()
+
+
+def _answers(client: httpx.Client) -> bool:
+    try:
+        return client.get("/healthz").status_code == 200
+    except httpx.HTTPError:
+        time.sleep(0.1)
+        return False
+
+
+def test_worker_refuses_to_start_without_a_broker(tmp_path: Path) -> None:
+    env = {**aws_test_env(), "IMGBATCH_DATA_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    result = subprocess.run([IMGBATCH, "worker"], env=env, capture_output=True, timeout=60)
+    assert result.returncode == 2
+    assert b"IMGBATCH_BROKER_URL" in result.stderr

@@ -18,6 +18,7 @@ from functools import partial
 
 from sqlalchemy import Engine
 
+from imgbatch import cpu_worker
 from imgbatch.config import Settings
 from imgbatch.db.work import Chunk, ChunkImage, ImageResult, record_results, start_chunk
 from imgbatch.errors import ErrorCode, ImageError
@@ -47,7 +48,10 @@ class ProcessCompressor:
     def _new_pool(self) -> ProcessPoolExecutor:
         # forkserver: forking a process that runs an event loop and threads can deadlock.
         context = multiprocessing.get_context("forkserver")
-        return ProcessPoolExecutor(self._workers, mp_context=context)
+        pool = ProcessPoolExecutor(self._workers, mp_context=context, initializer=cpu_worker.start)
+        for _ in range(self._workers):
+            pool.submit(cpu_worker.ready)  # start every worker now, not on the first image
+        return pool
 
     async def __call__(self, data: bytes) -> Compressed:
         loop = asyncio.get_running_loop()

@@ -9,16 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import multiprocessing
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from functools import partial
 
 from sqlalchemy import Engine
 
-from imgbatch import cpu_worker
 from imgbatch.config import Settings
 from imgbatch.db.work import Chunk, ChunkImage, ImageResult, record_results, start_chunk
 from imgbatch.errors import ErrorCode, ImageError
@@ -31,46 +27,9 @@ log = logging.getLogger(__name__)
 Compress = Callable[[bytes], Awaitable[Compressed]]
 
 
-class ProcessCompressor:
-    """Compress in a pool of worker processes (the CPU stage must use every core).
-
-    A worker that dies (out of memory, a codec crash) breaks the whole pool; the pool is
-    then rebuilt and the image tried once more, so one bad file cannot stop the service.
-    """
-
-    def __init__(self, settings: Settings) -> None:
-        self._work = partial(
-            compress, quality=settings.quality, max_pixels=settings.max_image_pixels
-        )
-        self._workers = settings.workers
-        self._pool = self._new_pool()
-
-    def _new_pool(self) -> ProcessPoolExecutor:
-        # forkserver: forking a process that runs an event loop and threads can deadlock.
-        context = multiprocessing.get_context("forkserver")
-        pool = ProcessPoolExecutor(self._workers, mp_context=context, initializer=cpu_worker.start)
-        for _ in range(self._workers):
-            pool.submit(cpu_worker.ready)  # start every worker now, not on the first image
-        return pool
-
-    async def __call__(self, data: bytes) -> Compressed:
-        loop = asyncio.get_running_loop()
-        pool = self._pool
-        try:
-            return await loop.run_in_executor(pool, self._work, data)
-        except BrokenProcessPool:
-            if self._pool is pool:
-                log.warning("a compression process died; starting a new pool")
-                self._pool = self._new_pool()
-                pool.shutdown(wait=False, cancel_futures=True)
-            return await loop.run_in_executor(self._pool, self._work, data)
-
-    def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
-
-
 def thread_compressor(settings: Settings) -> Compress:
-    """Compress in a thread: for a Celery prefork child, already one process per core."""
+    """Compress in a thread of this worker process (one process per core), so that its
+    event loop goes on downloading meanwhile (Pillow's codecs release the GIL)."""
     work = partial(compress, quality=settings.quality, max_pixels=settings.max_image_pixels)
 
     async def run(data: bytes) -> Compressed:

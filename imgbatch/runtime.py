@@ -21,8 +21,6 @@ from imgbatch.db.migrate import upgrade
 from imgbatch.db.work import reap_expired_leases
 from imgbatch.dispatch.embedded import EmbeddedRunner
 from imgbatch.dispatch.scheduler import Periodic, Runner, Scheduler
-from imgbatch.fetch import Fetcher
-from imgbatch.pipeline import ProcessCompressor, Workbench
 from imgbatch.storage import Storage, open_storage
 from imgbatch.webhooks import webhook_sender
 
@@ -82,15 +80,8 @@ async def _runner(services: Services) -> AsyncIterator[Runner]:
     resumed = await asyncio.to_thread(reap_expired_leases, services.engine, everything=True)
     if resumed:
         log.info("resuming %d unfinished images", resumed)
-    compressor = ProcessCompressor(settings)
+    runner = EmbeddedRunner(services.engine, settings)
     try:
-        async with Fetcher(settings) as fetcher:
-            bench = Workbench(settings, services.engine, fetcher, services.storage, compressor)
-            # Enough chunks in flight to keep every core busy while others download.
-            runner = EmbeddedRunner(bench, max_chunks=max(8, settings.workers * 4))
-            try:
-                yield runner
-            finally:
-                await runner.stop()
+        yield runner
     finally:
-        compressor.close()
+        runner.stop()

@@ -15,9 +15,11 @@ from imgbatch.db.ingest import canonical_url, create_request
 from imgbatch.db.models import Image, Product, Request
 from imgbatch.db.reads import get_request
 from imgbatch.db.work import (
+    MAX_ATTEMPTS,
     ImageResult,
     cancel_request,
     claim_chunk,
+    give_up_or_release,
     reap_expired_leases,
     record_results,
     retry_request,
@@ -177,6 +179,22 @@ def test_cancel_and_retry(engine: Engine) -> None:
     assert request is not None and request.status == "cancelled" and request.processed_images == 0
     assert retry_request(engine, request_id="r1") == 3
     assert get_request(engine, request_id="r1").status == "pending"  # type: ignore[union-attr]
+
+
+def test_an_image_that_keeps_killing_workers_is_failed(engine: Engine) -> None:
+    store(engine, [(1, "A", ["https://x.example/1.jpg", "https://x.example/2.jpg"])])
+    for _ in range(MAX_ATTEMPTS):
+        chunk = claim_chunk(engine, request_id="r1", size=1, lease_seconds=60)
+        assert chunk is not None and chunk.seqs == (0,)
+        give_up_or_release(engine, chunk=chunk)
+    request = get_request(engine, request_id="r1")
+    assert request is not None and request.failed_images == 1
+    with read_tx(engine) as conn:
+        image = conn.execute(select(Image).where(Image.seq == 0)).one()
+    assert image.status == "failed" and image.error_code == "internal_error"
+    # The other image is untouched and still claimable.
+    chunk = claim_chunk(engine, request_id="r1", size=5, lease_seconds=60)
+    assert chunk is not None and chunk.seqs == (1,)
 
 
 @pytest.mark.parametrize(

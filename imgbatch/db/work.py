@@ -23,6 +23,7 @@ from imgbatch.db.models import (
     RequestStatus,
     WebhookStatus,
 )
+from imgbatch.errors import ErrorCode
 
 
 @dataclass(frozen=True)
@@ -129,6 +130,40 @@ def release_chunk(engine: Engine, *, chunk: Chunk) -> int:
             .values(status=ImageStatus.PENDING, lease_expires_at=None)
         )
         return int(result.rowcount)
+
+
+# A chunk whose worker process died is handed back; an image in it that has been
+# claimed this many times is failed rather than crash workers for ever.
+MAX_ATTEMPTS = 3
+
+
+def give_up_or_release(engine: Engine, *, chunk: Chunk) -> None:
+    """After a worker died mid-chunk: fail the chunk's images that have used up their
+    attempts (recorded like any result), and hand the others back to pending."""
+    with read_tx(engine) as conn:
+        worn_out = (
+            conn.execute(
+                select(Image.seq).where(
+                    Image.request_id == chunk.request_id,
+                    Image.seq.in_(chunk.seqs),
+                    Image.status == ImageStatus.PROCESSING,
+                    Image.attempts >= MAX_ATTEMPTS,
+                )
+            )
+            .scalars()
+            .all()
+        )
+    if worn_out:
+        message = f"processing this image stopped a worker process {MAX_ATTEMPTS} times"
+        record_results(
+            engine,
+            request_id=chunk.request_id,
+            results=[
+                ImageResult(seq, False, error_code=ErrorCode.INTERNAL_ERROR, error=message)
+                for seq in worn_out
+            ],
+        )
+    release_chunk(engine, chunk=chunk)
 
 
 def start_chunk(engine: Engine, *, chunk: Chunk, lease_seconds: int) -> list[ChunkImage]:

@@ -1,38 +1,64 @@
-"""The embedded runner: chunks run as tasks in this process's event loop, compression in
-a local process pool. Used by ``imgbatch serve`` without a broker and by ``imgbatch run``."""
+"""The embedded runner: chunks run in a local pool of worker processes, one per core.
+
+Used by ``imgbatch serve`` without a broker and by ``imgbatch run``. A worker process
+that dies (out of memory, a codec crash) breaks the pool: the pool is rebuilt and the
+chunks it held are handed back at once; an image that has crashed workers too often is
+failed instead of being tried forever.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import logging
+import multiprocessing
+import os
 import threading
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 
-from imgbatch.db.work import Chunk
-from imgbatch.pipeline import Workbench, process_chunk
+from sqlalchemy import Engine
+
+from imgbatch.config import Settings
+from imgbatch.db.work import Chunk, give_up_or_release
+from imgbatch.dispatch import worker_process
 
 log = logging.getLogger(__name__)
+
+# Chunks handed to each process at once: one running, one queued so it never waits.
+CHUNKS_PER_PROCESS = 2
 
 
 class EmbeddedRunner:
     def __init__(
         self,
-        bench: Workbench,
+        engine: Engine,
+        settings: Settings,
         *,
-        max_chunks: int,
         on_done: Callable[[Chunk, bool], None] | None = None,
     ) -> None:
-        self.bench = bench
-        self.max_chunks = max_chunks
+        self.engine = engine
+        self.settings = settings
+        self.processes = settings.workers
+        self.max_chunks = self.processes * CHUNKS_PER_PROCESS
         # One request alone may use every slot; fairness comes from the dispatch order.
-        self.window = max_chunks
+        self.window = self.max_chunks
         self.on_done = on_done
-        # The scheduler claims from a worker thread; chunks finish on the loop.
         self._lock = threading.Lock()
         self._running: Counter[str] = Counter()
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._loop = asyncio.get_running_loop()
+        self._pool = self._new_pool()
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        # forkserver: forking a process that runs an event loop and threads can deadlock.
+        return ProcessPoolExecutor(
+            self.processes,
+            mp_context=multiprocessing.get_context("forkserver"),
+            initializer=worker_process.start,
+            initargs=(
+                worker_process.share_of_limits(self.settings, self.processes),
+                os.getpid(),
+            ),
+        )
 
     def has_capacity(self) -> bool:
         with self._lock:
@@ -45,20 +71,24 @@ class EmbeddedRunner:
     def submit(self, chunk: Chunk) -> None:
         with self._lock:
             self._running[chunk.request_id] += 1
-        self._loop.call_soon_threadsafe(self._start, chunk)
+            pool = self._pool
+        try:
+            future = pool.submit(worker_process.run_chunk, chunk)
+        except BrokenProcessPool:
+            future = Future()
+            future.set_exception(BrokenProcessPool("the pool was broken"))
+        future.add_done_callback(lambda done: self._finished(chunk, pool, done))
 
-    def _start(self, chunk: Chunk) -> None:
-        task = self._loop.create_task(self._run(chunk))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _run(self, chunk: Chunk) -> None:
+    def _finished(self, chunk: Chunk, pool: ProcessPoolExecutor, future: Future[bool]) -> None:
         finished = False
         try:
-            finished = await process_chunk(self.bench, chunk)
+            finished = future.result()
+        except BrokenProcessPool:
+            self._replace_broken(pool)
+            self._hand_back(chunk)
         except Exception:
-            # The lease expires and the reaper hands the images out again.
-            log.exception("chunk of request %s failed", chunk.request_id)
+            log.exception("a chunk of request %s failed", chunk.request_id)
+            self._hand_back(chunk)
         finally:
             with self._lock:
                 self._running[chunk.request_id] -= 1
@@ -67,8 +97,27 @@ class EmbeddedRunner:
             if self.on_done is not None:
                 self.on_done(chunk, finished)
 
-    async def stop(self) -> None:
-        """Abandon running chunks: their leases are handed out again at the next start."""
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*list(self._tasks), return_exceptions=True)
+    def _replace_broken(self, pool: ProcessPoolExecutor) -> None:
+        with self._lock:
+            if self._pool is not pool:
+                return  # another chunk of the same pool got here first
+            log.warning("a worker process died; starting a new pool")
+            self._pool = self._new_pool()
+        pool.shutdown(wait=False, cancel_futures=True)
+
+    def _hand_back(self, chunk: Chunk) -> None:
+        try:
+            give_up_or_release(self.engine, chunk=chunk)
+        except Exception:
+            log.warning("could not hand a chunk back; its lease will expire", exc_info=True)
+
+    def stop(self) -> None:
+        """Stop at once: unfinished chunks keep their leases and are handed out again at
+        the next start (an embedded start resumes every lease)."""
+        with self._lock:
+            pool = self._pool
+        pool.shutdown(wait=False, cancel_futures=True)
+        # The executor has no public way to stop a running task; without this, shutting
+        # down would wait for the chunks under way.
+        for process in list((getattr(pool, "_processes", None) or {}).values()):
+            process.terminate()

@@ -88,10 +88,12 @@ class Scheduler:
         self.periodic = periodic or []
         self.poll_seconds = poll_seconds
         self._wake = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
         self._reap_every = max(1.0, settings.lease_seconds / 4)
 
     def wake(self) -> None:
-        self._wake.set()
+        """Act now rather than at the next poll; safe from any thread."""
+        self._loop.call_soon_threadsafe(self._wake.set)
 
     async def run_forever(self) -> None:
         loop = asyncio.get_running_loop()

@@ -1,0 +1,104 @@
+"""A process that runs chunks: its event loop and Workbench, kept from chunk to chunk.
+
+Both modes run chunks in such processes, one per core: the embedded mode's local process
+pool and Celery's prefork children. The whole pipeline runs there (download, compress,
+store, record), so the API process stays free to answer, and no image bytes cross a
+process boundary.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import threading
+import time
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+from imgbatch.config import Settings
+from imgbatch.db.engine import make_engine
+from imgbatch.db.work import Chunk
+from imgbatch.fetch import Fetcher
+from imgbatch.pipeline import Workbench, process_chunk, thread_compressor
+from imgbatch.storage import open_storage
+
+T = TypeVar("T")
+
+
+def share_of_limits(settings: Settings, processes: int) -> Settings:
+    """The settings of one of ``processes`` local workers: the download limits are
+    totals for the machine, so each process gets its share of them."""
+    return settings.model_copy(
+        update={
+            "fetch_concurrency": math.ceil(settings.fetch_concurrency / processes),
+            "fetch_per_host": math.ceil(settings.fetch_per_host / processes),
+        }
+    )
+
+
+class WorkerProcess:
+    """What one worker process keeps between chunks."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.pid = os.getpid()
+        self.loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(self.loop)
+        self.bench = self.run(self._open(settings))
+
+    @staticmethod
+    async def _open(settings: Settings) -> Workbench:
+        # Built inside the loop that will run every chunk: the Fetcher's pooled client
+        # belongs to the loop it first ran on.
+        return Workbench(
+            settings,
+            make_engine(settings.effective_database_url, pool_size=2),
+            Fetcher(settings),
+            open_storage(settings),
+            thread_compressor(settings),  # this process is one core's worth already
+        )
+
+    def run(self, work: Coroutine[Any, Any, T]) -> T:
+        return self.loop.run_until_complete(work)
+
+    def run_chunk(self, chunk: Chunk) -> bool:
+        return self.run(process_chunk(self.bench, chunk))
+
+    def close(self) -> None:
+        try:
+            self.run(self.bench.fetcher.aclose())
+            self.bench.storage.close()
+            self.bench.engine.dispose()
+        finally:
+            self.loop.close()
+
+
+# The embedded mode's pool workers: started by the pool's initializer, used by its task.
+_process: WorkerProcess | None = None
+
+
+def start(settings: Settings, owner: int) -> None:
+    """Pool initializer, in a worker of the process ``owner``. Workers yield the CPU to
+    the API process, so status answers stay fast while every core compresses."""
+    global _process
+    os.nice(5)
+    threading.Thread(target=_exit_with_owner, args=(owner,), daemon=True).start()
+    _process = WorkerProcess(settings)
+
+
+def _exit_with_owner(owner: int) -> None:
+    """A server killed outright (SIGKILL, OOM) cannot stop its pool, and the forkserver
+    between them may outlive it; the workers must not go on using the CPU and the
+    database. Their leases expire and are handed out again."""
+    while True:
+        time.sleep(1)
+        try:
+            os.kill(owner, 0)
+        except ProcessLookupError:
+            os._exit(1)
+
+
+def run_chunk(chunk: Chunk) -> bool:
+    """Pool task: run one chunk in this worker; True when it finished its request."""
+    assert _process is not None, "worker_process.start() did not run in this process"
+    return _process.run_chunk(chunk)

@@ -80,7 +80,9 @@ def main() -> None:
             capture_output=True,
         )
         seconds, rss, out_seconds, out_rss = measure(body, IMGBATCH_DATABASE_URL=url)
-    print(f"{'PostgreSQL':>10} | {seconds:7.2f}s {mb(rss):>9} | {out_seconds:9.2f}s {mb(out_rss):>9}")
+    print(
+        f"{'PostgreSQL':>10} | {seconds:7.2f}s {mb(rss):>9} | {out_seconds:9.2f}s {mb(out_rss):>9}"
+    )
 
 
 if __name__ == "__main__":

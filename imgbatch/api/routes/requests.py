@@ -95,7 +95,7 @@ def list_all(
     )
 
 
-def status(request: RequestDep, settings: SettingsDep) -> StatusBody:
+async def status(request: RequestDep, settings: SettingsDep) -> StatusBody:
     """The status body: counters, progress, and the output CSV URL once finished."""
     return StatusBody.of(request, settings)
 

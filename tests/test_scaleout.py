@@ -8,6 +8,7 @@ the deployment's own commands (``imgbatch db upgrade``, ``serve --host 0.0.0.0``
 from __future__ import annotations
 
 import io
+import json
 import re
 import socket
 import subprocess
@@ -20,11 +21,13 @@ import httpx
 import psutil
 import psycopg
 import pytest
+import yaml
 from fastapi.testclient import TestClient
 from PIL import Image
 from sqlalchemy import select
 
 from imgbatch.api import create_app
+from imgbatch.config import Settings
 from imgbatch.db.engine import make_engine, read_tx
 from imgbatch.db.models import Image as ImageRow
 from imgbatch.db.reads import get_request
@@ -45,6 +48,12 @@ from tests.origin import Origin
 from tests.s3server import MotoServer
 
 TERMINAL = {"completed", "completed_with_errors", "failed", "cancelled"}
+ROOT = Path(__file__).resolve().parent.parent
+
+# The deployment's commands (Dockerfile, docker-compose.yml); the tests here run each one.
+UPGRADE = ("imgbatch", "db", "upgrade")
+SERVE = ("imgbatch", "serve", "--host", "0.0.0.0")
+WORKER = ("imgbatch", "worker")
 
 
 def distinct_photo_urls(origin: Origin, photos: list[Path], count: int, tag: str) -> list[str]:
@@ -151,9 +160,11 @@ def test_killed_and_stopped_workers_lose_nothing_and_count_nothing_twice(
     third = scaleout.start_worker(values)
     assert drop_database_connections(scaleout.database_url) > 0
     wait_until(lambda: busy(second), timeout=30, interval=0.02)
-    second.terminate()  # SIGTERM: a warm shutdown finishes the chunk it holds
+    # SIGTERM: a warm shutdown finishes the chunk it runs (one it holds but has not
+    # started goes back to the queue) and exits cleanly.
+    second.terminate()
     assert second.process.wait(timeout=30) == 0, second.log_tail()
-    assert not busy(second), second.log_tail()
+    assert "Warm shutdown" in second.log.read_text(errors="replace")
 
     # Still no API: the workers alone recover the killed worker's chunk.
     engine = make_engine(scaleout.database_url, pool_size=1)
@@ -243,11 +254,12 @@ def test_deployment_commands_over_rabbitmq(
     values = base_values(tmp_path, photo_origin, public_url=base, workers=1)
     env = amqp_backend.worker_env(values)
     # The commands the compose file runs, in its order: migrate, then API and worker.
-    subprocess.run([IMGBATCH, "db", "upgrade"], env=env, check=True, capture_output=True)
-    amqp_backend.start_worker(values)
+    subprocess.run([IMGBATCH, *UPGRADE[1:]], env=env, check=True, capture_output=True)
+    worker = amqp_backend.start_worker(values)
+    assert worker.process.args == [IMGBATCH, *WORKER[1:]]
     log = (tmp_path / "serve.log").open("wb")
     serve = subprocess.Popen(
-        [IMGBATCH, "serve", "--host", "0.0.0.0", "--port", str(port)],
+        [IMGBATCH, *SERVE[1:], "--port", str(port)],
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -286,3 +298,17 @@ def test_worker_refuses_to_start_without_a_broker(tmp_path: Path) -> None:
     result = subprocess.run([IMGBATCH, "worker"], env=env, capture_output=True, timeout=60)
     assert result.returncode == 2
     assert b"IMGBATCH_BROKER_URL" in result.stderr
+
+
+def test_deployment_files_run_only_the_tested_commands() -> None:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    ours = {name: svc for name, svc in compose["services"].items() if "imgbatch" in svc["image"]}
+    commands = {name: tuple(svc["command"].split()) for name, svc in ours.items()}
+    assert commands == {"migrate": UPGRADE, "api": SERVE, "worker": WORKER}
+    assert ours["worker"]["deploy"]["replicas"] == 2
+    default = re.search(r"^CMD (.+)$", (ROOT / "Dockerfile").read_text(), re.MULTILINE)
+    assert default is not None and tuple(json.loads(default.group(1))) == SERVE
+    # Every variable they set is a setting imgbatch reads (a typo would be ignored silently).
+    names = {name for svc in ours.values() for name in svc["environment"]}
+    fields = {f"IMGBATCH_{field.upper()}" for field in Settings.model_fields}
+    assert {name for name in names if name.startswith("IMGBATCH_")} <= fields

@@ -13,7 +13,9 @@ How a chunk is neither lost nor counted twice:
   ``serve``'s scheduler, so recovery needs neither.
 
 Each prefork child builds its Workbench on its first task and keeps one asyncio loop for
-its life: the Fetcher's pooled client belongs to the loop it first ran on.
+its life: the Fetcher's pooled client belongs to the loop it first ran on. A child is one
+of ``--concurrency`` processes (one per core by default) and compresses one image at a
+time, while the other images of its chunk download.
 """
 
 from __future__ import annotations
@@ -35,7 +37,8 @@ from imgbatch.db.engine import make_engine
 from imgbatch.db.work import Chunk, reap_expired_leases
 from imgbatch.dispatch.scheduler import dispatch_round
 from imgbatch.fetch import Fetcher
-from imgbatch.pipeline import Workbench, process_chunk, thread_compressor
+from imgbatch.imaging import Compressed
+from imgbatch.pipeline import Compress, Workbench, process_chunk, thread_compressor
 from imgbatch.storage import open_storage
 
 log = logging.getLogger(__name__)
@@ -116,6 +119,19 @@ def send_chunk(app: Any, chunk: Chunk) -> None:
     app.send_task(TASK_NAME, args=(chunk.request_id, list(chunk.seqs)), retry=True)
 
 
+def one_at_a_time(compress: Compress) -> Compress:
+    """Compress one image at a time in this process. The pool already has one process
+    per core, so more threads would only contend for the GIL; and one decoded image per
+    process keeps a worker's memory flat whatever the input."""
+    gate = asyncio.Semaphore(1)
+
+    async def run(data: bytes) -> Compressed:
+        async with gate:
+            return await compress(data)
+
+    return run
+
+
 class _WorkerProcess:
     """What one worker process keeps between tasks: its event loop and its Workbench."""
 
@@ -133,7 +149,7 @@ class _WorkerProcess:
             make_engine(settings.effective_database_url, pool_size=2),
             Fetcher(settings),
             open_storage(settings),
-            thread_compressor(settings),  # one process per core already: threads suffice
+            one_at_a_time(thread_compressor(settings)),
         )
 
     def run(self, work: Coroutine[Any, Any, T]) -> T:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import shutil
 import socket
 import subprocess
 import time
@@ -187,6 +188,81 @@ def test_killed_and_stopped_workers_lose_nothing_and_count_nothing_twice(
     assert [key for _, _, key, _ in rows] == [image_key(request_id, seq) for seq, _, _, _ in rows]
     # The killed worker's chunk was handed out again, and still nothing was doubled.
     assert max(attempts for _, _, _, attempts in rows) >= 2
+    expected = sorted(f"out/{image_key(request_id, seq)}" for seq, _, _, _ in rows)
+    assert scaleout.object_keys(moto_server.client) == expected
+
+
+class PrivateRedis:
+    """A Redis server of this test alone (never the machine's shared one), to restart."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.port = free_port()
+        self.workdir = workdir
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        command = ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port)]
+        command += ["--save", "", "--appendonly", "no", "--dir", str(self.workdir)]
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+        wait_until(lambda: _listening(self.port), timeout=10, interval=0.02)
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.kill()  # and with it every queued message: it keeps nothing on disk
+        self.process.wait()
+
+
+def _listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+        return True
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    if shutil.which("redis-server") is None:
+        require_service("redis-server (the program)", "127.0.0.1", 0)
+    server = PrivateRedis(tmp_path)
+    server.start()
+    yield server
+    server.kill()
+
+
+def test_a_broker_restart_mid_request_delays_it_and_loses_nothing(
+    scaleout: Backend,
+    private_redis: PrivateRedis,
+    photo_origin: Origin,
+    photos: list[Path],
+    moto_server: MotoServer,
+    tmp_path: Path,
+) -> None:
+    scaleout.broker_url = private_redis.url
+    photo_origin.delay = 0.2
+    # A window wider than the worker, so chunks wait in the queue when it goes down.
+    values = base_values(
+        tmp_path, photo_origin, lease_seconds=5, chunk_size=4, chunks_per_request=6, workers=2
+    )
+    worker = scaleout.start_worker(values)
+    urls = distinct_photo_urls(photo_origin, photos, 80, "restart")
+    with TestClient(create_app(scaleout.settings(values))) as client:
+        request_id = upload(client, urls)
+        wait_until(lambda: status_of(client, request_id)["processed_images"] > 0, timeout=30)
+        private_redis.kill()  # the queue, and the messages in it, are gone
+        time.sleep(3)  # longer than a send retries: dispatching into the outage fails
+        private_redis.start()
+        final = wait_terminal(client, request_id, timeout=90)
+    assert worker.process.poll() is None, worker.log_tail()
+    assert final["status"] == "completed", final
+    assert final["processed_images"] == final["total_images"] == 80
+    assert final["failed_images"] == 0
+    rows = image_rows(scaleout.database_url, request_id)
+    assert max(attempts for _, _, _, attempts in rows) >= 2  # lost chunks, handed out again
     expected = sorted(f"out/{image_key(request_id, seq)}" for seq, _, _, _ in rows)
     assert scaleout.object_keys(moto_server.client) == expected
 

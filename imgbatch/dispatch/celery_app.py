@@ -71,10 +71,47 @@ def visibility_timeout(settings: Settings) -> int:
     return 2 * max(longest_chunk_seconds(settings), settings.lease_seconds)
 
 
+def keep_consuming_after_failed_acks() -> None:
+    """Work around a kombu Redis transport bug (5.7.0): when an ack fails because Redis went
+    away, kombu still counts the message against the prefetch limit. A worker with
+    prefetch 1 then never asks for another message and never notices that Redis is back:
+    it stays up, idle, forever. So the message is forgotten locally whatever Redis said:
+    if Redis still holds it, it comes back after the visibility timeout; if Redis lost
+    it, the lease reaper hands its images out again."""
+    from kombu.transport import redis, virtual
+
+    qos: Any = redis.QoS
+    if getattr(qos, "_imgbatch_forgets_failed_acks", False):
+        return
+    ack: Any = qos.ack
+    reject: Any = qos.reject
+    forget: Any = virtual.QoS.ack  # local state only: frees the prefetch slot
+
+    def forgetting_ack(self: Any, delivery_tag: Any) -> None:
+        try:
+            ack(self, delivery_tag)
+        except Exception:
+            forget(self, delivery_tag)
+            raise
+
+    def forgetting_reject(self: Any, delivery_tag: Any, requeue: bool = False) -> None:
+        try:
+            reject(self, delivery_tag, requeue)
+        except Exception:
+            forget(self, delivery_tag)
+            raise
+
+    qos.ack = forgetting_ack
+    qos.reject = forgetting_reject
+    qos._imgbatch_forgets_failed_acks = True
+
+
 def create_celery(settings: Settings) -> Any:
     """The Celery app for ``settings.broker_url``, with the chunk task registered."""
     if not settings.broker_url:
         raise ValueError("IMGBATCH_BROKER_URL is not set: there is no broker to send work to")
+    if settings.broker_url.startswith(("redis://", "rediss://")):
+        keep_consuming_after_failed_acks()
     app = Celery("imgbatch", broker=settings.broker_url, set_as_current=False)
     app.conf.update(
         task_default_queue=settings.celery_queue,

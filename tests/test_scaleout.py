@@ -15,6 +15,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,8 @@ from imgbatch.db.engine import make_engine, read_tx
 from imgbatch.db.models import Image as ImageRow
 from imgbatch.db.reads import get_request
 from imgbatch.storage import image_key
-from tests.conftest import require_service
+from tests.conftest import REQUIRE_SERVICES, require_service
+from tests.databases import PG_ADMIN
 from tests.helpers import csv_bytes, wait_until
 from tests.modes import (  # noqa: F401  (fixtures)
     AMQP_URL,
@@ -120,15 +122,20 @@ def image_rows(database_url: str, request_id: str) -> list[tuple[int, str, str |
         engine.dispose()
 
 
-def drop_database_connections(database_url: str) -> int:
-    """What a PostgreSQL restart does to every connection of the workers: cut it."""
+@contextmanager
+def database_outage(database_url: str) -> Iterator[None]:
+    """What a PostgreSQL restart does to the workers: every connection cut, and new ones
+    refused until it is back (only this test's database, never the shared server)."""
     name = database_url.rsplit("/", 1)[1]
-    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as db:
-        cut = db.execute(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = %s",
-            (name,),
-        ).fetchone()
-    return int(cut[0]) if cut else 0
+    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+        admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,)
+        )
+        try:
+            yield
+        finally:
+            admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
 
 
 def base_values(tmp_path: Path, origin: Origin, **overrides: Any) -> dict[str, Any]:
@@ -159,7 +166,8 @@ def test_killed_and_stopped_workers_lose_nothing_and_count_nothing_twice(
     wait_until(lambda: busy(first), timeout=30, interval=0.02)
     first.kill()  # SIGKILL mid-chunk: its message and its claimed images are orphaned
     third = scaleout.start_worker(values)
-    assert drop_database_connections(scaleout.database_url) > 0
+    with database_outage(scaleout.database_url):
+        time.sleep(2)  # chunks that finish now cannot record: they are tried again later
     wait_until(lambda: busy(second), timeout=30, interval=0.02)
     # SIGTERM: a warm shutdown finishes the chunk it runs (one it holds but has not
     # started goes back to the queue) and exits cleanly.
@@ -177,6 +185,8 @@ def test_killed_and_stopped_workers_lose_nothing_and_count_nothing_twice(
     finally:
         engine.dispose()
     assert third.process.poll() is None, third.log_tail()
+    logs = second.log.read_text(errors="replace") + third.log.read_text(errors="replace")
+    assert "OperationalError" in logs and " retry: Retry in " in logs
     with TestClient(create_app(scaleout.settings(values))) as client:
         final = status_of(client, request_id)
     assert final["status"] == "completed", final
@@ -227,7 +237,10 @@ def _listening(port: int) -> bool:
 @pytest.fixture
 def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
     if shutil.which("redis-server") is None:
-        require_service("redis-server (the program)", "127.0.0.1", 0)
+        message = "the redis-server program is needed to restart a broker"
+        if REQUIRE_SERVICES:
+            pytest.fail(message)
+        pytest.skip(message)
     server = PrivateRedis(tmp_path)
     server.start()
     yield server

@@ -28,12 +28,19 @@ Compress = Callable[[bytes], Awaitable[Compressed]]
 
 
 def thread_compressor(settings: Settings) -> Compress:
-    """Compress in a thread of this worker process (one process per core), so that its
-    event loop goes on downloading meanwhile (Pillow's codecs release the GIL)."""
+    """Compress in a thread of this worker process, one image at a time.
+
+    The thread lets the event loop go on downloading meanwhile (Pillow's codecs release
+    the GIL). One at a time: the pool already has one process per core, so more threads
+    would only contend for the GIL, and one decoded image per process keeps a worker's
+    memory flat whatever the input.
+    """
     work = partial(compress, quality=settings.quality, max_pixels=settings.max_image_pixels)
+    gate = asyncio.Semaphore(1)
 
     async def run(data: bytes) -> Compressed:
-        return await asyncio.to_thread(work, data)
+        async with gate:
+            return await asyncio.to_thread(work, data)
 
     return run
 

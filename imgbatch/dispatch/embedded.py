@@ -50,7 +50,7 @@ class EmbeddedRunner:
 
     def _new_pool(self) -> ProcessPoolExecutor:
         # forkserver: forking a process that runs an event loop and threads can deadlock.
-        return ProcessPoolExecutor(
+        pool = ProcessPoolExecutor(
             self.processes,
             mp_context=multiprocessing.get_context("forkserver"),
             initializer=worker_process.start,
@@ -59,6 +59,9 @@ class EmbeddedRunner:
                 os.getpid(),
             ),
         )
+        for _ in range(self.processes):
+            pool.submit(worker_process.ready)  # start every worker now, not on demand
+        return pool
 
     def has_capacity(self) -> bool:
         with self._lock:

@@ -65,10 +65,16 @@ def longest_chunk_seconds(settings: Settings) -> int:
     return int(per_image * rounds) + 60  # decoding, encoding and storing
 
 
+def chunk_time_limit(settings: Settings) -> int:
+    """Seconds after which a chunk that still runs is stuck: its process is replaced, and
+    the lease reaper hands its images out again."""
+    return 2 * max(longest_chunk_seconds(settings), settings.lease_seconds)
+
+
 def visibility_timeout(settings: Settings) -> int:
     """Seconds Redis waits for an ack before it delivers a message again: longer than any
-    chunk runs, or a running chunk would be started twice."""
-    return 2 * max(longest_chunk_seconds(settings), settings.lease_seconds)
+    chunk may run, or a running chunk would be started twice."""
+    return chunk_time_limit(settings) + 60
 
 
 def keep_consuming_after_failed_acks() -> None:
@@ -119,6 +125,7 @@ def create_celery(settings: Settings) -> Any:
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
         broker_transport_options={"visibility_timeout": visibility_timeout(settings)},
+        task_time_limit=chunk_time_limit(settings),
         # Keep trying to reach a broker that is restarting; never give up on it.
         broker_connection_retry_on_startup=True,
         broker_connection_max_retries=None,

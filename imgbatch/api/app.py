@@ -10,6 +10,7 @@ from fastapi import FastAPI
 import imgbatch
 from imgbatch.api.routes import files, health, legacy, requests, samples, web, webhooks
 from imgbatch.config import Settings
+from imgbatch.metrics import Metrics, MetricsMiddleware
 from imgbatch.runtime import background_work, open_services
 
 DESCRIPTION = """Upload a CSV of products and image URLs; every image is fetched, re-encoded
@@ -24,6 +25,7 @@ def create_app(settings: Settings | None = None, *, work: bool = True) -> FastAP
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services = open_services(settings)
         app.state.services = services
+        metrics.watch(services.engine)
         try:
             if work:
                 async with background_work(services):
@@ -43,4 +45,7 @@ def create_app(settings: Settings | None = None, *, work: bool = True) -> FastAP
     app.include_router(samples.router)
     app.include_router(health.router)
     app.include_router(web.router)
+    metrics = Metrics()
+    app.state.metrics = metrics
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app

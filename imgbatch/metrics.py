@@ -1,0 +1,105 @@
+"""Prometheus metrics: HTTP traffic of this process, and the work in the database.
+
+The work is counted from the requests table at scrape time (one small aggregate), not
+with counters in the workers: in the embedded mode the workers are other processes, in
+Celery mode other machines, and the database already holds the truth.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from sqlalchemy import Engine, func, select
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from imgbatch.db.engine import read_tx
+from imgbatch.db.models import Request as RequestRow
+
+
+class WorkCollector(Collector):
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        requests = GaugeMetricFamily("imgbatch_requests", "Requests by status", labels=["status"])
+        images = GaugeMetricFamily(
+            "imgbatch_images",
+            "Images of requests, by request status and outcome",
+            labels=["request_status", "outcome"],
+        )
+        with read_tx(self.engine) as conn:
+            rows = conn.execute(
+                select(
+                    RequestRow.status,
+                    func.count(),
+                    func.coalesce(func.sum(RequestRow.total_images), 0),
+                    func.coalesce(func.sum(RequestRow.processed_images), 0),
+                    func.coalesce(func.sum(RequestRow.failed_images), 0),
+                ).group_by(RequestRow.status)
+            ).all()
+        for status, count, total, succeeded, failed in rows:
+            requests.add_metric([status], count)
+            images.add_metric([status, "succeeded"], succeeded)
+            images.add_metric([status, "failed"], failed)
+            images.add_metric([status, "unfinished"], total - succeeded - failed)
+        yield requests
+        yield images
+
+
+class Metrics:
+    """The registry of one app: its HTTP traffic and, once watching, the work."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "imgbatch_http_requests",
+            "HTTP requests answered",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "imgbatch_http_request_seconds",
+            "Time to answer an HTTP request",
+            ["method", "route"],
+            registry=self.registry,
+            buckets=(0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+        )
+
+    def watch(self, engine: Engine) -> None:
+        self.registry.register(WorkCollector(engine))
+
+
+class MetricsMiddleware:
+    """Pure ASGI middleware (cheaper than an ``@app.middleware`` function): counts and
+    times every HTTP request by its route template."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            # The template (/api/v1/requests/{request_id}), never the raw path: one label
+            # per request ID would grow without end.
+            route = str(getattr(scope.get("route"), "path", "unmatched"))
+            method = scope["method"]
+            self.metrics.latency.labels(method, route).observe(time.perf_counter() - started)
+            self.metrics.requests.labels(method, route, str(status)).inc()

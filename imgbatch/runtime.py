@@ -74,7 +74,11 @@ async def _runner(services: Services) -> AsyncIterator[Runner]:
     if not settings.embedded:
         from imgbatch.dispatch.celery_runner import CeleryRunner
 
-        yield CeleryRunner(services.engine, settings)
+        celery = CeleryRunner(services.engine, settings)
+        try:
+            yield celery
+        finally:
+            celery.close()
         return
     # Nothing else works on an embedded database: every lease left is from a past life.
     resumed = await asyncio.to_thread(reap_expired_leases, services.engine, everything=True)

@@ -20,13 +20,12 @@ time, while the other images of its chunk download.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 import os
 import threading
-from collections.abc import Coroutine, Sequence
-from typing import Any, TypeVar
+from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy.exc
 from celery import Celery, signals
@@ -36,16 +35,12 @@ from imgbatch.config import Settings
 from imgbatch.db.engine import make_engine
 from imgbatch.db.work import Chunk, reap_expired_leases
 from imgbatch.dispatch.scheduler import dispatch_round
-from imgbatch.fetch import Fetcher
-from imgbatch.imaging import Compressed
-from imgbatch.pipeline import Compress, Workbench, process_chunk, thread_compressor
+from imgbatch.dispatch.worker_process import WorkerProcess
 from imgbatch.storage import open_storage
 
 log = logging.getLogger(__name__)
 
 TASK_NAME = "imgbatch.process_chunk"
-
-T = TypeVar("T")
 
 # An outage of the database (or of a connection to it): the chunk is tried again later.
 RETRY_ON: tuple[type[Exception], ...] = (
@@ -163,59 +158,14 @@ def send_chunk(app: Any, chunk: Chunk) -> None:
     app.send_task(TASK_NAME, args=(chunk.request_id, list(chunk.seqs)), retry=True)
 
 
-def one_at_a_time(compress: Compress) -> Compress:
-    """Compress one image at a time in this process. The pool already has one process
-    per core, so more threads would only contend for the GIL; and one decoded image per
-    process keeps a worker's memory flat whatever the input."""
-    gate = asyncio.Semaphore(1)
-
-    async def run(data: bytes) -> Compressed:
-        async with gate:
-            return await compress(data)
-
-    return run
-
-
-class _WorkerProcess:
-    """What one worker process keeps between tasks: its event loop and its Workbench."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.pid = os.getpid()
-        self.loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(self.loop)
-        self.bench = self.run(self._open(settings))
-
-    @staticmethod
-    async def _open(settings: Settings) -> Workbench:
-        # Built inside the loop that will run every chunk of this process.
-        return Workbench(
-            settings,
-            make_engine(settings.effective_database_url, pool_size=2),
-            Fetcher(settings),
-            open_storage(settings),
-            one_at_a_time(thread_compressor(settings)),
-        )
-
-    def run(self, work: Coroutine[Any, Any, T]) -> T:
-        return self.loop.run_until_complete(work)
-
-    def close(self) -> None:
-        try:
-            self.run(self.bench.fetcher.aclose())
-            self.bench.storage.close()
-            self.bench.engine.dispose()
-        finally:
-            self.loop.close()
-
-
-_process: _WorkerProcess | None = None
+_process: WorkerProcess | None = None
 _upkeep: Upkeep | None = None
 
 
-def _worker_process(settings: Settings) -> _WorkerProcess:
+def _worker_process(settings: Settings) -> WorkerProcess:
     global _process
     if _process is None or _process.pid != os.getpid():  # never reuse a parent's over fork
-        _process = _WorkerProcess(settings)
+        _process = WorkerProcess(settings)
     return _process
 
 
@@ -231,7 +181,7 @@ signals.worker_process_shutdown.connect(_close_worker_process, weak=False)
 
 def _run_chunk(app: Any, settings: Settings, chunk: Chunk) -> bool:
     process = _worker_process(settings)
-    finished = process.run(process_chunk(process.bench, chunk))
+    finished = process.run_chunk(chunk)
     # Enqueue the next chunks now rather than at the next poll (claims are atomic, so any
     # number of dispatchers may do this). A failure here loses nothing: a later round does it.
     try:

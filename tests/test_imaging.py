@@ -11,7 +11,7 @@ from io import BytesIO
 from pathlib import Path
 
 import pytest
-from PIL import Image, ImageCms, ImageFile, features
+from PIL import Image, ImageChops, ImageCms, ImageFile, ImageStat, features
 
 from imgbatch.errors import ErrorCode, ImageError
 from imgbatch.imaging import Compressed, compress
@@ -375,3 +375,16 @@ def test_results_and_errors_cross_process_boundaries(photos: list[Path]) -> None
             bad.result()
     assert caught.value.code is ErrorCode.NOT_AN_IMAGE
     assert pickle.loads(pickle.dumps(caught.value)).code is ErrorCode.NOT_AN_IMAGE
+
+
+def test_colour_jpeg_fast_path_matches_a_plain_rgb_reencode(photos: list[Path]) -> None:
+    """Colour JPEGs are re-encoded from YCbCr without a round trip through RGB; the
+    pixels must match what a plain RGB re-encode gives, to rounding."""
+    data = photos[0].read_bytes()
+    fast = Image.open(BytesIO(compress(data, quality=50, max_pixels=50_000_000).data))
+    buffer = BytesIO()
+    Image.open(BytesIO(data)).convert("RGB").save(buffer, "JPEG", quality=50)
+    plain = Image.open(buffer)
+    assert fast.mode == "RGB" and fast.size == plain.size
+    difference = ImageStat.Stat(ImageChops.difference(fast, plain.convert("RGB"))).mean
+    assert max(difference) < 1.0

@@ -1,8 +1,9 @@
 """Process a chunk: fetch -> compress -> store -> record -> maybe finalise.
 
-This is the one unit of work every mode runs: the embedded scheduler awaits it in the
-server's event loop, a Celery task runs it in a worker process, and ``imgbatch run`` is
-the embedded mode without the HTTP server.
+This is the one unit of work every mode runs, always in a worker process (one per core,
+see ``dispatch/worker_process.py``): the embedded mode's local pool and Celery's prefork
+children differ only in who hands them the chunk, and ``imgbatch run`` is the embedded
+mode without the HTTP server.
 """
 
 from __future__ import annotations

@@ -82,10 +82,15 @@ def bench_env(data_dir: Path, **extra: str) -> dict[str, str]:
 
 @dataclass
 class RssSampler:
-    """Peak resident memory of a process (and, separately, of it plus its children)."""
+    """Peak memory of a process: its RSS alone, and the PSS of it plus its children.
+
+    PSS (proportional set size) counts a page shared by n processes as 1/n in each, so
+    the tree's sum is the memory it really holds; a sum of RSS would count the code the
+    worker processes share with their forkserver once per process.
+    """
 
     pid: int
-    interval: float = 0.05
+    interval: float = 0.1
     peak_main: int = 0
     peak_tree: int = 0
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -107,8 +112,9 @@ class RssSampler:
         while not self._stop.is_set():
             try:
                 main = process.memory_info().rss
-                tree = main + sum(
-                    child.memory_info().rss for child in process.children(recursive=True)
+                tree = sum(
+                    p.memory_full_info().pss
+                    for p in (process, *process.children(recursive=True))
                 )
             except psutil.Error:
                 break

@@ -82,7 +82,7 @@ def main() -> None:
                 total = int(str(final["total_images"]))
                 print(
                     f"{count:>6} images: {final['status']}, {total / elapsed:5.1f} images/s, "
-                    f"peak RSS server {mb(rss.peak_main)}, with its workers {mb(rss.peak_tree)}"
+                    f"peak RSS server {mb(rss.peak_main)}, PSS with its workers {mb(rss.peak_tree)}"
                 )
                 if latency:
                     print(

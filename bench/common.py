@@ -9,6 +9,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -16,12 +17,29 @@ from pathlib import Path
 
 import httpx
 import psutil
+import psycopg
 
 from bench.origin import PHOTOS
 
 ROOT = Path(__file__).resolve().parent.parent
 IMGBATCH = str(Path(sys.executable).with_name("imgbatch"))
 TERMINAL = {"completed", "completed_with_errors", "failed", "cancelled"}
+
+
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+@contextmanager
+def postgres_database() -> Iterator[str]:
+    """An empty PostgreSQL database on 127.0.0.1 for one run, dropped after."""
+    name = f"imgbatch_bench_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def free_port() -> int:
@@ -113,8 +131,7 @@ class RssSampler:
             try:
                 main = process.memory_info().rss
                 tree = sum(
-                    p.memory_full_info().pss
-                    for p in (process, *process.children(recursive=True))
+                    p.memory_full_info().pss for p in (process, *process.children(recursive=True))
                 )
             except psutil.Error:
                 break

@@ -25,7 +25,6 @@ from pathlib import Path
 
 import boto3
 import httpx
-import psycopg
 
 from bench.common import (
     IMGBATCH,
@@ -35,6 +34,7 @@ from bench.common import (
     free_port,
     live_server,
     origin,
+    postgres_database,
     upload,
     wait_http,
     wait_terminal,
@@ -43,7 +43,6 @@ from bench.throughput import ceiling
 
 IMAGES = 480
 PER_ROW = 4
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 REDIS_URL = "redis://127.0.0.1:6379/0"
 AWS = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -74,18 +73,6 @@ def moto_server() -> Iterator[str]:
         process.wait()
 
 
-@contextmanager
-def fresh_database() -> Iterator[str]:
-    name = f"imgbatch_bench_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 @dataclass
 class Stack:
     """One run's back end: database, queue and bucket, as ``IMGBATCH_*`` variables."""
@@ -106,7 +93,7 @@ def stack(s3_endpoint: str, chunks_per_request: int) -> Iterator[Stack]:
         aws_secret_access_key=AWS["AWS_SECRET_ACCESS_KEY"],
     )
     client.create_bucket(Bucket=bucket)
-    with fresh_database() as database_url, tempfile.TemporaryDirectory() as tmp:
+    with postgres_database() as database_url, tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp)
         env = {
             **AWS,

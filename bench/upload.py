@@ -6,18 +6,21 @@ from __future__ import annotations
 import subprocess
 import tempfile
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
-import psycopg
 
-from bench.common import IMGBATCH, RssSampler, bench_env, live_server, mb, upload
+from bench.common import (
+    IMGBATCH,
+    RssSampler,
+    bench_env,
+    live_server,
+    mb,
+    postgres_database,
+    upload,
+)
 
 ROWS = 100_000
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
 def big_csv(rows: int = ROWS) -> bytes:
@@ -30,18 +33,6 @@ def big_csv(rows: int = ROWS) -> bytes:
         for i in range(1, rows + 1)
     ]
     return ("\n".join(lines) + "\n").encode()
-
-
-@contextmanager
-def postgres_database() -> Iterator[str]:
-    name = f"imgbatch_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def measure(body: bytes, **env: str) -> tuple[float, int, float, int]:

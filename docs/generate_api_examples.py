@@ -363,7 +363,7 @@ def fill(markdown: str, examples: dict[str, list[str]]) -> str:
 
 def main() -> None:
     sys.path.insert(0, str(ROOT))
-    from tests.live_server import live_server
+    from tests.live import live_server
     from tests.origin import Origin, slow
 
     photo = (ROOT / "imgbatch/samples/chelsea.jpg").read_bytes()

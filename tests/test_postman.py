@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from tests.conftest import REQUIRE_SERVICES
-from tests.live_server import LiveServer, live_server
+from tests.live import LiveServer, live_server
 
 ROOT = Path(__file__).resolve().parents[1]
 COLLECTION = ROOT / "docs" / "postman_collection.json"

@@ -1,8 +1,8 @@
 """Assemble a running service from settings: database, storage, and who does the work.
 
-``serve`` and ``run`` both enter :func:`background_work`; in embedded mode it starts the
-process pool, the fetcher and the scheduler in this process; with a broker it only
-schedules, and Celery workers run the chunks. Either way the scheduler delivers webhooks.
+``serve`` and ``run`` both enter :func:`background_work`: the scheduler in this process,
+and the runner it hands chunks to, a local pool of worker processes (embedded) or Celery
+(with a broker). Either way the scheduler also delivers webhooks.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from imgbatch.db.engine import make_engine
 from imgbatch.db.migrate import upgrade
 from imgbatch.db.work import reap_expired_leases
 from imgbatch.dispatch.embedded import EmbeddedRunner
-from imgbatch.dispatch.scheduler import Periodic, Runner, Scheduler
+from imgbatch.dispatch.scheduler import Runner, Scheduler
 from imgbatch.storage import Storage, open_storage
 from imgbatch.webhooks import webhook_sender
 
@@ -47,19 +47,14 @@ def open_services(settings: Settings) -> Services:
 
 
 @asynccontextmanager
-async def background_work(
-    services: Services, *, periodic: list[Periodic] | None = None
-) -> AsyncIterator[Scheduler]:
+async def background_work(services: Services) -> AsyncIterator[Scheduler]:
     settings = services.settings
     async with (
         _runner(services) as runner,
         webhook_sender(services.engine, settings) as send_webhooks,
     ):
-        jobs: list[Periodic] = [send_webhooks, *(periodic or [])]
-        scheduler = Scheduler(services.engine, settings, runner, periodic=jobs)
+        scheduler = Scheduler(services.engine, settings, runner, periodic=[send_webhooks])
         services.scheduler = scheduler
-        if isinstance(runner, EmbeddedRunner):
-            runner.on_done = lambda _chunk, _finished: scheduler.wake()
         task = asyncio.create_task(scheduler.run_forever())
         try:
             yield scheduler
@@ -84,7 +79,8 @@ async def _runner(services: Services) -> AsyncIterator[Runner]:
     resumed = await asyncio.to_thread(reap_expired_leases, services.engine, everything=True)
     if resumed:
         log.info("resuming %d unfinished images", resumed)
-    runner = EmbeddedRunner(services.engine, settings)
+    # A finished chunk frees a slot: dispatch the next one now, not at the next poll.
+    runner = EmbeddedRunner(services.engine, settings, on_done=lambda *_: services.wake())
     try:
         yield runner
     finally:

@@ -1,0 +1,21 @@
+"""output options per request
+
+Revision ID: 0003
+Revises: 0002
+Create Date: 2026-12-02 02:30:00
+"""
+
+from __future__ import annotations
+
+revision = "0003"
+down_revision = "0002"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass

@@ -6,13 +6,12 @@ import io
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import Engine, func, select, update
 
 from imgbatch.csvfile import CsvLimits, open_csv
-from imgbatch.db.engine import make_engine, read_tx, write_tx
+from imgbatch.db.engine import read_tx, write_tx
 from imgbatch.db.ingest import canonical_url, create_request
 from imgbatch.db.leases import MAX_ATTEMPTS, claim_chunk, reap_leases, release_chunk, start_chunk
 from imgbatch.db.models import Image, Product, Request, Runner, RunnerKind
@@ -20,17 +19,9 @@ from imgbatch.db.reads import get_request
 from imgbatch.db.runners import forget_gone_runners, register_runner, unregister_runner
 from imgbatch.db.work import ImageResult, cancel_request, record_results, retry_request
 from imgbatch.errors import CsvInvalid
-from tests.databases import database_url  # noqa: F401 (fixture)
 from tests.helpers import csv_bytes
 
 LIMITS = CsvLimits(max_rows=100_000, max_urls_per_row=100, max_url_length=2048, max_errors=100)
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:  # noqa: F811
-    engine = make_engine(database_url)
-    yield engine
-    engine.dispose()
 
 
 def store(engine: Engine, rows: list[tuple[int, str, list[str]]], request_id: str = "r1") -> str:

@@ -6,7 +6,8 @@ import uuid
 from collections.abc import Iterator
 from typing import BinaryIO
 
-from imgbatch.csvfile import CsvHeader, CsvLimits, open_csv, output_csv
+from imgbatch.csvfile import CsvHeader, CsvLimits, open_csv
+from imgbatch.csvout import output_csv
 from imgbatch.db.ingest import create_request
 from imgbatch.db.models import Request
 from imgbatch.db.reads import output_rows

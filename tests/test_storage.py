@@ -22,7 +22,8 @@ from imgbatch.config import Settings
 from imgbatch.errors import ErrorCode, ImageError
 from imgbatch.runtime import open_services
 from imgbatch.storage import LocalStorage, Storage, image_key, open_storage, validate_key
-from imgbatch.storage.s3 import CACHE_CONTROL, S3Storage
+from imgbatch.storage.base import CACHE_FOREVER
+from imgbatch.storage.s3 import S3Storage
 from tests.s3server import MotoS3
 
 PUBLIC_URL = "http://imgbatch.test:8000"
@@ -259,7 +260,7 @@ def test_s3_objects_carry_jpeg_type_and_long_cache(moto_s3: MotoS3, photo: bytes
     S3Storage(moto_s3.bucket, endpoint_url=moto_s3.endpoint_url).put(KEY, photo)
     head = moto_s3.client.head_object(Bucket=moto_s3.bucket, Key=KEY)
     assert head["ContentType"] == "image/jpeg"
-    assert head["CacheControl"] == CACHE_CONTROL == "public, max-age=31536000, immutable"
+    assert head["CacheControl"] == CACHE_FOREVER == "public, max-age=31536000, immutable"
 
 
 def test_s3_presigned_url_serves_the_bytes(moto_s3: MotoS3, photo: bytes) -> None:

@@ -16,6 +16,11 @@ from imgbatch.errors import ErrorCode, ImageError
 _KEY = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/[0-9]{1,19}\.jpg")
 
 
+# Keys are deterministic per image and overwritten only with the same picture, so an
+# output may be cached forever (S3's object header, and GET /files/{key}'s answer).
+CACHE_FOREVER = "public, max-age=31536000, immutable"
+
+
 def validate_key(key: str) -> str:
     """Return ``key`` when it looks like ``"<uuid>/<int>.jpg"``; raise ``ValueError`` otherwise."""
     if not isinstance(key, str) or not _KEY.fullmatch(key):

@@ -13,7 +13,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from imgbatch.storage.base import Storage, validate_key
+from imgbatch.storage.base import CACHE_FOREVER, Storage, validate_key
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -21,8 +21,6 @@ if TYPE_CHECKING:
     from imgbatch.config import Settings
 
 CONTENT_TYPE = "image/jpeg"
-# Keys are deterministic per image and overwritten only with the same picture: cache forever.
-CACHE_CONTROL = "public, max-age=31536000, immutable"
 
 UrlMode = Literal["presigned", "public"]
 
@@ -120,7 +118,7 @@ class S3Storage(Storage):
             Key=self.object_key(key),
             Body=data,
             ContentType=CONTENT_TYPE,
-            CacheControl=CACHE_CONTROL,
+            CacheControl=CACHE_FOREVER,
         )
 
     def _delete(self, key: str) -> None:

@@ -17,7 +17,7 @@ The one policy of every mode, whatever carries the chunk:
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+import uuid
 from datetime import timedelta
 
 from sqlalchemy import ColumnElement, Connection, Engine, and_, func, or_, select, update
@@ -31,6 +31,15 @@ from imgbatch.errors import ErrorCode
 # Starts after which an image that never finished is failed rather than crash for ever.
 MAX_ATTEMPTS = 3
 WORN_OUT = f"processing this image stopped a worker process {MAX_ATTEMPTS} times"
+
+
+# What a lease handed back leaves: a pending image no one holds.
+_UNLEASED = {
+    "status": ImageStatus.PENDING,
+    "lease_expires_at": None,
+    "lease_owner": None,
+    "claim": None,
+}
 
 
 def active_request_ids(engine: Engine, *, runner_id: str | None = None) -> list[str]:
@@ -85,6 +94,7 @@ def _claim(
     owner: str | None,
 ) -> Chunk | None:
     now = utcnow()
+    claim = uuid.uuid4().hex
     # A materialised CTE, not "IN (subquery)": PostgreSQL may run a SKIP LOCKED subquery
     # once per candidate row and so lock (and claim) more rows than the LIMIT.
     picked = (
@@ -110,6 +120,7 @@ def _claim(
                     status=ImageStatus.PROCESSING,
                     lease_expires_at=now + timedelta(seconds=lease_seconds),
                     lease_owner=owner,
+                    claim=claim,
                 )
                 .returning(Image.seq)
             )
@@ -123,7 +134,7 @@ def _claim(
             .where(Request.id == request_id, Request.status == RequestStatus.PENDING)
             .values(status=RequestStatus.PROCESSING, updated_at=now)
         )
-    return Chunk(request_id, tuple(sorted(seqs)))
+    return Chunk(request_id, tuple(sorted(seqs)), claim)
 
 
 def start_chunk(
@@ -150,11 +161,11 @@ def start_chunk(
             if seq not in worn_out and seq not in suspects
         ]
         if suspects:
-            _to_pending(conn, chunk.request_id, suspects)
+            _to_pending(conn, Chunk(chunk.request_id, tuple(suspects), chunk.claim))
         if run:
             conn.execute(
                 update(Image)
-                .where(chunk_rows(Chunk(chunk.request_id, tuple(image.seq for image in run))))
+                .where(chunk_rows(Chunk(chunk.request_id, tuple(i.seq for i in run), chunk.claim)))
                 .values(
                     attempts=Image.attempts + 1,
                     lease_owner=owner,
@@ -175,15 +186,11 @@ def release_chunk(engine: Engine, *, chunk: Chunk) -> int:
     """Hand a claimed chunk's unfinished images back to pending at once (its message
     could not be sent, its process died); returns how many went back."""
     with write_tx(engine) as conn:
-        return _to_pending(conn, chunk.request_id, chunk.seqs)
+        return _to_pending(conn, chunk)
 
 
-def _to_pending(conn: Connection, request_id: str, seqs: Iterable[int]) -> int:
-    result = conn.execute(
-        update(Image)
-        .where(chunk_rows(Chunk(request_id, tuple(seqs))))
-        .values(status=ImageStatus.PENDING, lease_expires_at=None, lease_owner=None)
-    )
+def _to_pending(conn: Connection, chunk: Chunk) -> int:
+    result = conn.execute(update(Image).where(chunk_rows(chunk)).values(**_UNLEASED))
     return int(result.rowcount)
 
 
@@ -199,7 +206,7 @@ def reap_leases(engine: Engine) -> int:
         result = conn.execute(
             update(Image)
             .where(Image.request_id.in_(active), Image.status == ImageStatus.PROCESSING, lost)
-            .values(status=ImageStatus.PENDING, lease_expires_at=None, lease_owner=None)
+            .values(**_UNLEASED)
             .execution_options(synchronize_session=False)
         )
         return int(result.rowcount)

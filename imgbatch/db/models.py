@@ -141,6 +141,9 @@ class Image(Base):
     # chunk travels in a queue and no one holds it, until ``lease_expires_at``.
     lease_expires_at: Mapped[datetime | None]
     lease_owner: Mapped[str | None] = mapped_column(String(36))
+    # The claim that leased it: a chunk (a message) acts only on images still of its claim,
+    # so a stale message never takes over images claimed again since.
+    claim: Mapped[str | None] = mapped_column(String(32))
     # Chunks that started on this image (counted when a chunk starts, in every mode).
     attempts: Mapped[int] = mapped_column(Integer, default=0)
 

@@ -32,6 +32,7 @@ class Chunk:
 
     request_id: str
     seqs: tuple[int, ...]
+    claim: str | None = None  # the claim that leased them (None: whichever claim holds them)
 
 
 @dataclass(frozen=True)
@@ -52,11 +53,12 @@ class ImageResult:
 
 
 def chunk_rows(chunk: Chunk) -> ColumnElement[bool]:
-    """The images of ``chunk`` that are still being processed."""
+    """The images of ``chunk`` that are still being processed, under its claim."""
     return and_(
         Image.request_id == chunk.request_id,
         Image.seq.in_(chunk.seqs),
         Image.status == ImageStatus.PROCESSING,
+        *([Image.claim == chunk.claim] if chunk.claim else []),
     )
 
 
@@ -103,6 +105,8 @@ def record_in(
             "error_code": result.error_code,
             "error": result.error,
             "lease_expires_at": None,
+            "lease_owner": None,
+            "claim": None,
         }
         copies = conn.execute(
             update(Image)
@@ -215,7 +219,9 @@ def cancel_request(engine: Engine, *, request_id: str) -> bool:
                 Image.status.in_((ImageStatus.PENDING, ImageStatus.PROCESSING)),
                 still_active,
             )
-            .values(status=ImageStatus.CANCELLED, lease_expires_at=None, lease_owner=None)
+            .values(
+                status=ImageStatus.CANCELLED, lease_expires_at=None, lease_owner=None, claim=None
+            )
         )
         won = conn.execute(
             update(Request)

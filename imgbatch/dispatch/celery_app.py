@@ -121,4 +121,4 @@ def create_celery(settings: Settings) -> Any:
 
 def send_chunk(app: Any, chunk: Chunk) -> None:
     """Enqueue ``chunk``; raises when the broker cannot take it."""
-    app.send_task(TASK_NAME, args=(chunk.request_id, list(chunk.seqs)), retry=True)
+    app.send_task(TASK_NAME, args=(chunk.request_id, list(chunk.seqs), chunk.claim), retry=True)

@@ -40,8 +40,9 @@ _upkeep: Upkeep | None = None
 
 
 def register_task(app: Any) -> None:
-    def run_chunk(request_id: str, seqs: Sequence[int]) -> bool:
-        finished = worker_process.run_chunk(Chunk(request_id, tuple(int(s) for s in seqs)))
+    def run_chunk(request_id: str, seqs: Sequence[int], claim: str | None = None) -> bool:
+        chunk = Chunk(request_id, tuple(int(seq) for seq in seqs), claim)
+        finished = worker_process.run_chunk(chunk)
         if _upkeep is not None:
             _upkeep.wake()  # enqueue the next chunks now rather than at the next poll
         return finished

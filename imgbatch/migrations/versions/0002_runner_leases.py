@@ -30,6 +30,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("images") as batch:
         batch.add_column(sa.Column("lease_owner", sa.String(length=36), nullable=True))
+        batch.add_column(sa.Column("claim", sa.String(length=32), nullable=True))
     with op.batch_alter_table("requests") as batch:
         batch.add_column(sa.Column("runner_id", sa.String(length=36), nullable=True))
 
@@ -38,5 +39,6 @@ def downgrade() -> None:
     with op.batch_alter_table("requests") as batch:
         batch.drop_column("runner_id")
     with op.batch_alter_table("images") as batch:
+        batch.drop_column("claim")
         batch.drop_column("lease_owner")
     op.drop_table("runners")

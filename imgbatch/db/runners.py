@@ -4,6 +4,9 @@ A runner is alive while it beats. One that stopped beating for ``lease_seconds``
 whose pid is gone on this very host, is gone: its row is deleted and the leases it held
 are handed out again (``db/work.py``). So a start takes back only the work of runners
 that are gone, never that of another live process sharing the database.
+
+The pid check assumes one hostname per pid namespace (Docker gives each container its
+own hostname); runners elsewhere are judged by their heartbeat alone.
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ import io
 import subprocess
 import sys
 import threading
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import Engine, func, select, update
@@ -16,7 +17,12 @@ from imgbatch.db.ingest import canonical_url, create_request
 from imgbatch.db.leases import MAX_ATTEMPTS, claim_chunk, reap_leases, release_chunk, start_chunk
 from imgbatch.db.models import Image, Product, Request, Runner, RunnerKind
 from imgbatch.db.reads import get_request
-from imgbatch.db.runners import forget_gone_runners, register_runner, unregister_runner
+from imgbatch.db.runners import (
+    forget_gone_runners,
+    heartbeat,
+    register_runner,
+    unregister_runner,
+)
 from imgbatch.db.work import ImageResult, cancel_request, record_results, retry_request
 from imgbatch.errors import CsvInvalid
 from tests.helpers import csv_bytes
@@ -147,6 +153,16 @@ def test_only_leases_of_gone_owners_and_expired_unowned_ones_are_reaped(engine: 
     assert reap_leases(engine) == 1  # the gone runner's lease, although not expired
     chunk = claim_chunk(engine, request_id="r1", size=10, lease_seconds=60)
     assert chunk is not None and chunk.seqs == (0, 3)
+
+
+def test_a_runner_taken_for_gone_registers_again_at_its_next_beat(engine: Engine) -> None:
+    me = register_runner(engine, kind=RunnerKind.WORKER, processes=1)
+    with write_tx(engine) as conn:
+        conn.execute(update(Runner).values(heartbeat_at=me.started_at - timedelta(hours=1)))
+    assert forget_gone_runners(engine, lease_seconds=60) == 1  # missed its beats
+    heartbeat(engine, me=me)
+    with read_tx(engine) as conn:
+        assert list(conn.execute(select(Runner.id, Runner.kind)).all()) == [(me.id, "worker")]
 
 
 def test_a_runner_whose_pid_is_gone_on_this_host_is_forgotten(engine: Engine) -> None:

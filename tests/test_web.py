@@ -415,6 +415,8 @@ def test_a_long_product_shows_its_first_images_until_asked(page: Page, api: http
     request_id = unreachable_request(api, [(1, "MANY", 14), (2, "ONE", 1)])
     page.goto(f"/#/requests/{request_id}")
     expect(page.locator("#request-size")).to_have_text("· 2 products, 15 images")
+    # The list loads after the status: wait for it (all() does not).
+    expect(page.locator("#products .product")).to_have_count(2)
     many, one = page.locator("#products .product").all()
     expect(one.locator(".product-summary")).to_have_text("1 image")
     expect(many.locator(".product-summary")).to_have_text("14 images")

@@ -45,6 +45,8 @@ class Settings(BaseSettings):
     max_urls_per_row: int = Field(default=100, ge=1)
     max_url_length: int = Field(default=2048, ge=16)
     max_csv_errors: int = Field(default=100, ge=1)
+    # An .xlsx upload unpacked (every part of the archive): the zip-bomb guard.
+    max_workbook_bytes: int = Field(default=200 * MiB, ge=1)
 
     max_image_bytes: int = Field(default=25 * MiB, ge=1)
     max_image_pixels: int = Field(default=50_000_000, ge=1)

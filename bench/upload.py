@@ -65,7 +65,8 @@ def measure(body: bytes, **env: str) -> tuple[float, int, float, int]:
             upload_seconds = time.perf_counter() - started
         request_id = str(request["request_id"])
         # Cancelling makes the request terminal at once, so its output CSV can be read.
-        client.post(f"{server.url}/api/v1/requests/{request_id}/cancel").raise_for_status()
+        cancel = f"{server.url}/api/v1/requests/{request_id}/cancel"
+        client.post(cancel, timeout=120).raise_for_status()
         with RssSampler(server.process.pid) as output_rss:
             started = time.perf_counter()
             size = 0

@@ -67,6 +67,12 @@ class Settings(BaseSettings):
     celery_queue: str = Field(default="imgbatch", min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$")
 
     api_keys: str = ""
+    # Per API key: "key:whsec_...,key2:whsec_..."; a key not listed gets a generated secret.
+    webhook_secrets: str = ""
+    max_pending_images: int = Field(default=1_000_000, ge=1)
+    uploads_per_minute: int = Field(default=60, ge=1)
+    # Finished requests older than this many days are deleted with their images; 0 keeps all.
+    retention_days: float = Field(default=0, ge=0)
 
     @field_validator("public_url")
     @classmethod
@@ -92,6 +98,21 @@ class Settings(BaseSettings):
     @cached_property
     def api_key_list(self) -> list[str]:
         return _split_csv(self.api_keys)
+
+    @cached_property
+    def webhook_secret_map(self) -> dict[str, str]:
+        """IMGBATCH_WEBHOOK_SECRETS as {api key: secret}."""
+        pairs = (part.partition(":") for part in _split_csv(self.webhook_secrets))
+        return {key.strip(): secret.strip() for key, _, secret in pairs}
+
+    @field_validator("webhook_secrets")
+    @classmethod
+    def _check_secret_pairs(cls, value: str) -> str:
+        for part in _split_csv(value):
+            key, colon, secret = part.partition(":")
+            if not colon or not key.strip() or not secret.strip():
+                raise ValueError("expected comma-separated key:whsec_... pairs")
+        return value
 
     @property
     def effective_database_url(self) -> str:

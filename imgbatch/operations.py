@@ -14,13 +14,19 @@ from imgbatch.runtime import Services
 
 
 def submit_csv(
-    services: Services, data: BinaryIO, *, webhook_url: str | None = None, owner: str | None = None
+    services: Services,
+    data: BinaryIO,
+    *,
+    webhook_url: str | None = None,
+    owner: str | None = None,
+    request_id: str | None = None,
 ) -> str:
-    """Validate and store a CSV as a new request, and wake the scheduler; returns its id.
+    """Validate and store a CSV as a new request, and wake the scheduler; returns its id
+    (``request_id`` when given: an idempotent upload claims its id first).
 
     Raises CsvError (nothing stored) when the file is rejected.
     """
-    request_id = str(uuid.uuid4())
+    request_id = request_id or str(uuid.uuid4())
     reader = open_csv(data, CsvLimits.from_settings(services.settings))
     create_request(
         services.engine, request_id=request_id, reader=reader, webhook_url=webhook_url, owner=owner

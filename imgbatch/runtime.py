@@ -20,7 +20,8 @@ from imgbatch.db.engine import make_engine
 from imgbatch.db.migrate import upgrade
 from imgbatch.db.work import reap_expired_leases
 from imgbatch.dispatch.embedded import EmbeddedRunner
-from imgbatch.dispatch.scheduler import Runner, Scheduler
+from imgbatch.dispatch.scheduler import Periodic, Runner, Scheduler
+from imgbatch.housekeeping import Housekeeping
 from imgbatch.storage import Storage, open_storage
 from imgbatch.webhooks import webhook_sender
 
@@ -53,7 +54,9 @@ async def background_work(services: Services) -> AsyncIterator[Scheduler]:
         _runner(services) as runner,
         webhook_sender(services.engine, settings) as send_webhooks,
     ):
-        scheduler = Scheduler(services.engine, settings, runner, periodic=[send_webhooks])
+        housekeeping = Housekeeping(services.engine, services.storage, settings)
+        periodic: list[Periodic] = [send_webhooks, housekeeping]
+        scheduler = Scheduler(services.engine, settings, runner, periodic=periodic)
         services.scheduler = scheduler
         task = asyncio.create_task(scheduler.run_forever())
         try:

@@ -8,7 +8,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 import imgbatch
-from imgbatch.api.routes import files, health, legacy, requests, samples, web, webhooks
+from imgbatch.api.middleware import HeadAsGet, UploadLimit
+from imgbatch.api.routes import files, health, legacy, requests, samples, tenants, web, webhooks
 from imgbatch.config import Settings
 from imgbatch.metrics import Metrics, MetricsMiddleware
 from imgbatch.runtime import background_work, open_services
@@ -40,6 +41,7 @@ def create_app(settings: Settings | None = None, *, work: bool = True) -> FastAP
     )
     app.include_router(requests.router)
     app.include_router(webhooks.router)
+    app.include_router(tenants.router)
     app.include_router(legacy.router)
     app.include_router(files.router)
     app.include_router(samples.router)
@@ -47,5 +49,8 @@ def create_app(settings: Settings | None = None, *, work: bool = True) -> FastAP
     app.include_router(web.router)
     metrics = Metrics()
     app.state.metrics = metrics
+    # Innermost first: metrics, outermost, sees HEAD requests and refused uploads too.
+    app.add_middleware(HeadAsGet)
+    app.add_middleware(UploadLimit, max_bytes=settings.max_upload_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app

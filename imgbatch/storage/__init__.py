@@ -7,14 +7,15 @@ The backend is picked by the scheme of ``Settings.effective_storage_url``:
 
 The base does the shared work: it validates keys before any backend sees them and maps a
 backend's own failures to ``ImageError(ErrorCode.STORAGE_ERROR)``. A backend fills in
-``_put``, ``_url_for`` and ``_check``, and names the exceptions that mean "the store failed".
+``_put``, ``_url_for``, ``_check``, ``_delete`` and ``_keys_of``, and names the exceptions that
+mean "the store failed".
 """
 
 from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, ClassVar
 from urllib.parse import urlsplit
@@ -73,6 +74,24 @@ class Storage(ABC):
         with self._mapped_failures(f"{self} is not usable"):
             self._check()
 
+    def delete(self, keys: Iterable[str]) -> None:
+        """Remove the images under ``keys``; a key with nothing stored is not an error.
+
+        Raises ``ValueError`` for an invalid key and ``ImageError(STORAGE_ERROR)`` when the
+        store fails (what was removed before the failure stays removed).
+        """
+        checked = [validate_key(key) for key in keys]
+        if checked:
+            with self._mapped_failures(f"could not delete from {self}"):
+                self._delete(checked)
+
+    def keys_of(self, request_id: str) -> list[str]:
+        """Every key stored for one request, including any no row records (a crash
+        between the store and the record)."""
+        prefix = str(UUID(request_id))
+        with self._mapped_failures(f"could not list {prefix}/ in {self}"):
+            return [key for key in self._keys_of(prefix) if _KEY.fullmatch(key)]
+
     def close(self) -> None:  # noqa: B027  (optional hook: most backends hold nothing)
         """Release connections; the default holds none."""
 
@@ -84,6 +103,13 @@ class Storage(ABC):
 
     @abstractmethod
     def _check(self) -> None: ...
+
+    @abstractmethod
+    def _delete(self, keys: list[str]) -> None: ...
+
+    @abstractmethod
+    def _keys_of(self, prefix: str) -> Iterable[str]:
+        """Keys stored under ``"<prefix>/"``."""
 
     def _explain(self, exc: Exception) -> str:
         """A person-readable cause for one of ``failures``."""

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 from urllib.request import url2pathname
@@ -70,3 +72,21 @@ class LocalStorage(Storage):
         # Prove we can create a file here, not merely that the directory exists.
         with tempfile.TemporaryFile(dir=self.root):
             pass
+
+    def _delete(self, keys: list[str]) -> None:
+        folders = set()
+        for key in keys:
+            path = self.path_for(key)
+            path.unlink(missing_ok=True)
+            folders.add(path.parent)
+        for folder in folders:
+            # Only an empty folder goes: another writer may have put a file there meanwhile.
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+
+    def _keys_of(self, prefix: str) -> Iterator[str]:
+        folder = self.root / prefix
+        if folder.is_dir():
+            for entry in folder.iterdir():
+                if not entry.name.startswith("."):  # a write in progress
+                    yield f"{prefix}/{entry.name}"

@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from imgbatch.db.engine import read_tx
 from imgbatch.db.models import Request as RequestRow
+from imgbatch.work_collector import CountersCollector
 
 
 class WorkCollector(Collector):
@@ -69,8 +70,9 @@ class Metrics:
             buckets=(0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
         )
 
-    def watch(self, engine: Engine) -> None:
+    def watch(self, engine: Engine, *, chunk_size: int = 16) -> None:
         self.registry.register(WorkCollector(engine))
+        self.registry.register(CountersCollector(engine, chunk_size))
 
 
 class MetricsMiddleware:

@@ -22,10 +22,12 @@ from imgbatch.errors import ErrorCode, ImageError
 from imgbatch.fetch import Fetcher
 from imgbatch.imaging import Compressed, compress
 from imgbatch.storage import Storage, image_key
+from imgbatch.work_metrics import ChunkTally
 
 log = logging.getLogger(__name__)
 
-Compress = Callable[[bytes], Awaitable[Compressed]]
+# Bytes in, compressed out; the tally times the codec alone, not the wait for it.
+Compress = Callable[[bytes, ChunkTally], Awaitable[Compressed]]
 
 
 def thread_compressor(settings: Settings) -> Compress:
@@ -39,9 +41,10 @@ def thread_compressor(settings: Settings) -> Compress:
     work = partial(compress, quality=settings.quality, max_pixels=settings.max_image_pixels)
     gate = asyncio.Semaphore(1)
 
-    async def run(data: bytes) -> Compressed:
+    async def run(data: bytes, tally: ChunkTally) -> Compressed:
         async with gate:
-            return await asyncio.to_thread(work, data)
+            with tally.timing("encode"):
+                return await asyncio.to_thread(work, data)
 
     return run
 
@@ -64,20 +67,28 @@ async def process_chunk(bench: Workbench, chunk: Chunk) -> bool:
     )
     if not images:
         return False  # a redelivered chunk whose work is already done or cancelled
+    tally = ChunkTally()
     results = await asyncio.gather(
-        *(process_image(bench, chunk.request_id, image) for image in images)
+        *(process_image(bench, chunk.request_id, image, tally) for image in images)
     )
-    return await asyncio.to_thread(
+    finished = await asyncio.to_thread(
         record_results, bench.engine, request_id=chunk.request_id, results=results
     )
+    tally.count_results(results)
+    await asyncio.to_thread(tally.save, bench.engine)
+    return finished
 
 
-async def process_image(bench: Workbench, request_id: str, image: ChunkImage) -> ImageResult:
+async def process_image(
+    bench: Workbench, request_id: str, image: ChunkImage, tally: ChunkTally
+) -> ImageResult:
     try:
-        fetched = await bench.fetcher.fetch(image.url)
-        compressed = await bench.compress(fetched.content)
+        with tally.timing("fetch"):
+            fetched = await bench.fetcher.fetch(image.url)
+        compressed = await bench.compress(fetched.content, tally)
         key = image_key(request_id, image.seq)  # deterministic: a redo overwrites
-        await asyncio.to_thread(bench.storage.put, key, compressed.data)
+        with tally.timing("store"):
+            await asyncio.to_thread(bench.storage.put, key, compressed.data)
     except ImageError as error:
         return ImageResult(image.seq, False, error_code=error.code, error=error.message)
     except Exception:

@@ -31,6 +31,7 @@ from standardwebhooks import Webhook
 
 import imgbatch
 from imgbatch.config import Settings
+from imgbatch.db.counters import WEBHOOK_ATTEMPTS, add_counts, labels_text
 from imgbatch.db.engine import utcnow
 from imgbatch.db.models import WebhookStatus
 from imgbatch.db.webhooks import DueWebhook, claim_due, record_attempt
@@ -221,6 +222,7 @@ async def deliver(
         outcome=outcome,
         next_at=next_at,
     )
+    await asyncio.to_thread(count_attempt, engine, outcome)
     if not answer.delivered:
         log.info(
             "webhook %s of request %s, attempt %d: %s",
@@ -230,6 +232,15 @@ async def deliver(
             answer.error,
         )
     return outcome
+
+
+def count_attempt(engine: Engine, outcome: WebhookStatus) -> None:
+    """One more attempt in ``imgbatch_webhook_attempts``: delivered, retry or failed."""
+    label = "retry" if outcome == WebhookStatus.PENDING else outcome.value
+    try:
+        add_counts(engine, {(WEBHOOK_ATTEMPTS, labels_text(outcome=label)): 1})
+    except Exception:
+        log.warning("could not count a webhook attempt", exc_info=True)
 
 
 def lease_seconds(settings: Settings) -> float:

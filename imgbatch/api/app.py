@@ -37,7 +37,7 @@ def create_app(settings: Settings | None = None, *, work: bool = True) -> FastAP
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services = open_services(settings)
         app.state.services = services
-        metrics.watch(services.engine)
+        metrics.watch(services.engine, chunk_size=settings.chunk_size)
         try:
             if work:
                 async with background_work(services):

@@ -59,8 +59,12 @@ export const retryRequest = (requestId) => call("POST", `/requests/${id(requestI
 export const outputCsvPath = (requestId) => `${BASE}/requests/${id(requestId)}/output.csv`;
 
 /** Fetch the output CSV with the API key and hand it to the browser as a download. */
-export async function downloadWithKey(requestId) {
-  const response = await fetch(outputCsvPath(requestId), { headers: authHeaders() });
+export const downloadWithKey = (requestId) =>
+  downloadPath(outputCsvPath(requestId), `${requestId}.csv`);
+
+/** Fetch any keyed path (the sample CSV, an output CSV) with the key and save it as `name`. */
+export async function downloadPath(path, name) {
+  const response = await fetch(path, { headers: authHeaders() });
   if (!response.ok) {
     const body = await response.json().catch(() => null);
     throw new ApiError(response.status, body?.detail ?? null);
@@ -68,7 +72,7 @@ export async function downloadWithKey(requestId) {
   const url = URL.createObjectURL(await response.blob());
   const link = Object.assign(document.createElement("a"), {
     href: url,
-    download: `${requestId}.csv`,
+    download: name,
   });
   document.body.appendChild(link);
   link.click();

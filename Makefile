@@ -1,16 +1,25 @@
 # imgbatch: `make run` serves on http://127.0.0.1:8000, `make test` runs every test.
-PYTHON ?= python3.11
+# The first of the interpreters the package supports that this machine has.
+PYTHON ?= $(firstword $(foreach p,python3.11 python3.12,$(shell command -v $(p))))
 VENV := .venv
 BIN := $(VENV)/bin
+# What running needs (the package's own dependencies), then the test and bench tools.
+RUNTIME := $(VENV)/.runtime
 STAMP := $(VENV)/.installed
 # newman runs docs/postman_collection.json in tests/test_postman.py (skipped without npm).
 NEWMAN := node_modules/.bin/newman
 
-.PHONY: run test browser screenshots lint typecheck bench docs clean
+.PHONY: run test browser compose screenshots lint typecheck bench docs clean
 
-$(STAMP): pyproject.toml requirements.lock
-	$(PYTHON) -m venv $(VENV)
+# The lock pins every version; as constraints it installs only what is asked for.
+$(RUNTIME): pyproject.toml requirements.lock
+	@test -n "$(PYTHON)" || { echo "imgbatch needs python3.11 or python3.12 on PATH"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c requirements.lock -e .
+	touch $(RUNTIME)
+
+$(STAMP): $(RUNTIME)
 	$(BIN)/pip install --quiet -c requirements.lock -e '.[dev]'
 	touch $(STAMP)
 
@@ -19,14 +28,19 @@ $(NEWMAN): package.json package-lock.json
 	else echo "npm not found: tests/test_postman.py will be skipped"; fi
 
 # The sample CSV points at demo photos this server hosts itself on loopback.
-run: $(STAMP)
+run: $(RUNTIME)
 	IMGBATCH_ALLOW_PRIVATE_NETWORKS=$${IMGBATCH_ALLOW_PRIVATE_NETWORKS:-127.0.0.1:8000} $(BIN)/imgbatch serve
 
 # The web page's tests drive Debian's Chromium (Playwright's own browser download is not used).
 browser:
 	command -v chromium >/dev/null || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
 
-test: $(STAMP) $(NEWMAN) browser
+# The compose file is validated by the compose CLI (Debian's docker-compose; no daemon needed).
+compose:
+	command -v docker-compose >/dev/null || docker compose version >/dev/null 2>&1 || \
+	  (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y docker-compose)
+
+test: $(STAMP) $(NEWMAN) browser compose
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/pytest

@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     s3_public_base_url: str | None = None
     s3_presign_seconds: int = Field(default=7 * 24 * 3600, ge=60, le=7 * 24 * 3600)
     public_url: str = "http://127.0.0.1:8000"
+    # Base of the sample CSV's photo URLs, when workers reach this service by another name
+    # than browsers do (compose: http://api:8000); default: public_url.
+    sample_base_url: str | None = None
 
     quality: int = Field(default=50, ge=1, le=95)
     workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, le=256)

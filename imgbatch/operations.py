@@ -21,13 +21,15 @@ def submit_csv(
     webhook_url: str | None = None,
     owner: str | None = None,
     runner_id: str | None = None,
+    request_id: str | None = None,
 ) -> str:
-    """Validate and store a CSV as a new request, and wake the upkeep; returns its id.
-    With ``runner_id`` the request is pinned to that runner while it lives.
+    """Validate and store a CSV as a new request, and wake the upkeep; returns its id
+    (``request_id`` when given: an idempotent upload claims its id first). With
+    ``runner_id`` the request is pinned to that runner while it lives.
 
     Raises CsvError (nothing stored) when the file is rejected.
     """
-    request_id = str(uuid.uuid4())
+    request_id = request_id or str(uuid.uuid4())
     reader = open_csv(data, CsvLimits.from_settings(services.settings))
     create_request(
         services.engine,

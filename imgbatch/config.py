@@ -13,6 +13,8 @@ from typing import Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from imgbatch.options import OutputFormat
+
 MiB = 1024 * 1024
 
 
@@ -36,6 +38,11 @@ class Settings(BaseSettings):
     public_url: str = "http://127.0.0.1:8000"
 
     quality: int = Field(default=50, ge=1, le=95)
+    # Defaults of a request's output options (SPEC §10, imgbatch/options.py).
+    format: OutputFormat = "jpeg"
+    max_size: int | None = Field(default=None, ge=16, le=16384)
+    # libavif's speed, 0 (slowest, smallest) to 10 (fastest): see bench/README.md.
+    avif_speed: int = Field(default=8, ge=0, le=10)
     workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, le=256)
 
     max_upload_bytes: int = Field(default=50 * MiB, ge=1)

@@ -10,20 +10,32 @@ from imgbatch.csvfile import CsvHeader, CsvLimits, open_csv, output_csv
 from imgbatch.db.ingest import create_request
 from imgbatch.db.models import Request
 from imgbatch.db.reads import output_rows
+from imgbatch.options import OutputOptions
 from imgbatch.runtime import Services
 
 
 def submit_csv(
-    services: Services, data: BinaryIO, *, webhook_url: str | None = None, owner: str | None = None
+    services: Services,
+    data: BinaryIO,
+    *,
+    webhook_url: str | None = None,
+    owner: str | None = None,
+    options: OutputOptions | None = None,
 ) -> str:
     """Validate and store a CSV as a new request, and wake the scheduler; returns its id.
 
-    Raises CsvError (nothing stored) when the file is rejected.
+    Raises CsvError (nothing stored) when the file is rejected. ``options`` default to
+    the configured ones (``OutputOptions.defaults``).
     """
     request_id = str(uuid.uuid4())
     reader = open_csv(data, CsvLimits.from_settings(services.settings))
     create_request(
-        services.engine, request_id=request_id, reader=reader, webhook_url=webhook_url, owner=owner
+        services.engine,
+        request_id=request_id,
+        reader=reader,
+        webhook_url=webhook_url,
+        owner=owner,
+        options=options or OutputOptions.defaults(services.settings),
     )
     services.wake()
     return request_id

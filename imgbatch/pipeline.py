@@ -17,15 +17,17 @@ from functools import partial
 from sqlalchemy import Engine
 
 from imgbatch.config import Settings
+from imgbatch.db.reads import options_of
 from imgbatch.db.work import Chunk, ChunkImage, ImageResult, record_results, start_chunk
 from imgbatch.errors import ErrorCode, ImageError
 from imgbatch.fetch import Fetcher
 from imgbatch.imaging import Compressed, compress
+from imgbatch.options import OutputOptions
 from imgbatch.storage import Storage, image_key
 
 log = logging.getLogger(__name__)
 
-Compress = Callable[[bytes], Awaitable[Compressed]]
+Compress = Callable[[bytes, OutputOptions], Awaitable[Compressed]]
 
 
 def thread_compressor(settings: Settings) -> Compress:
@@ -36,12 +38,12 @@ def thread_compressor(settings: Settings) -> Compress:
     would only contend for the GIL, and one decoded image per process keeps a worker's
     memory flat whatever the input.
     """
-    work = partial(compress, quality=settings.quality, max_pixels=settings.max_image_pixels)
+    work = partial(compress, max_pixels=settings.max_image_pixels, avif_speed=settings.avif_speed)
     gate = asyncio.Semaphore(1)
 
-    async def run(data: bytes) -> Compressed:
+    async def run(data: bytes, options: OutputOptions) -> Compressed:
         async with gate:
-            return await asyncio.to_thread(work, data)
+            return await asyncio.to_thread(work, data, options=options)
 
     return run
 
@@ -64,19 +66,24 @@ async def process_chunk(bench: Workbench, chunk: Chunk) -> bool:
     )
     if not images:
         return False  # a redelivered chunk whose work is already done or cancelled
+    options = await asyncio.to_thread(
+        options_of, bench.engine, bench.settings, request_id=chunk.request_id
+    )
     results = await asyncio.gather(
-        *(process_image(bench, chunk.request_id, image) for image in images)
+        *(process_image(bench, chunk.request_id, image, options) for image in images)
     )
     return await asyncio.to_thread(
         record_results, bench.engine, request_id=chunk.request_id, results=results
     )
 
 
-async def process_image(bench: Workbench, request_id: str, image: ChunkImage) -> ImageResult:
+async def process_image(
+    bench: Workbench, request_id: str, image: ChunkImage, options: OutputOptions
+) -> ImageResult:
     try:
         fetched = await bench.fetcher.fetch(image.url)
-        compressed = await bench.compress(fetched.content)
-        key = image_key(request_id, image.seq)  # deterministic: a redo overwrites
+        compressed = await bench.compress(fetched.content, options)
+        key = image_key(request_id, image.seq, options)  # deterministic: a redo overwrites
         await asyncio.to_thread(bench.storage.put, key, compressed.data)
     except ImageError as error:
         return ImageResult(image.seq, False, error_code=error.code, error=error.message)

@@ -10,6 +10,7 @@ from sqlalchemy import Row
 
 from imgbatch.config import Settings
 from imgbatch.db.models import TERMINAL_STATUSES, Request
+from imgbatch.options import OutputOptions
 from imgbatch.storage import Storage
 
 T = TypeVar("T")
@@ -32,6 +33,7 @@ class StatusBody(BaseModel):
     # Beyond the SPEC: bytes downloaded and written for succeeded images, for the savings.
     input_bytes: int
     output_bytes: int
+    options: OutputOptions = Field(description="the output options in force (SPEC §10)")
 
     @classmethod
     def of(cls, request: Request, settings: Settings) -> StatusBody:
@@ -57,6 +59,7 @@ class StatusBody(BaseModel):
             webhook_status=request.webhook_status,
             input_bytes=request.input_bytes,
             output_bytes=request.output_bytes,
+            options=OutputOptions.stored(request.options, settings),
         )
 
 

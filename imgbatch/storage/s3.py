@@ -20,14 +20,13 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from imgbatch.storage import Storage, validate_key
+from imgbatch.storage import Storage, content_type, validate_key
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
     from imgbatch.config import Settings
 
-CONTENT_TYPE = "image/jpeg"
 # Keys are deterministic per image and overwritten only with the same picture: cache forever.
 CACHE_CONTROL = "public, max-age=31536000, immutable"
 
@@ -128,7 +127,7 @@ class S3Storage(Storage):
             Bucket=self.bucket,
             Key=self.object_key(key),
             Body=data,
-            ContentType=CONTENT_TYPE,
+            ContentType=content_type(key),
             CacheControl=CACHE_CONTROL,
         )
 

@@ -13,6 +13,7 @@ import {
 } from "./api.js";
 import { byId, setText } from "./dom.js";
 import { ago, bytes, count, duration, parseTime, percent, rate, statusLabel } from "./format.js";
+import { describeOptions } from "./options.js";
 import { ProductList } from "./products.js";
 import { SpeedMeter, averageRate } from "./speed.js";
 
@@ -47,6 +48,7 @@ export class RequestView {
       bytes: byId("stat-bytes"),
       saved: byId("stat-saved"),
       webhook: byId("webhook-line"),
+      options: byId("options-line"),
       download: byId("download-button"),
       retry: byId("retry-button"),
       cancel: byId("cancel-button"),
@@ -189,6 +191,7 @@ export class RequestView {
     setText(el.bytes, sizeText(status));
     setText(el.saved, savedText(status));
 
+    setText(el.options, describeOptions(status.options));
     el.webhook.hidden = !status.webhook_url;
     if (status.webhook_url) {
       const state = status.webhook_status ? ` (${status.webhook_status})` : "";

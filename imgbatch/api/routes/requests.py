@@ -17,12 +17,14 @@ from imgbatch.api.deps import (
     SettingsDep,
 )
 from imgbatch.api.schemas import CsvErrorItem, ImageItem, Page, ProductItem, StatusBody
+from imgbatch.config import Settings
 from imgbatch.db.models import TERMINAL_STATUSES
 from imgbatch.db.reads import get_request, list_requests, products_page
 from imgbatch.db.work import cancel_request, retry_request
 from imgbatch.errors import CsvError, CsvInvalid, ImageError
 from imgbatch.fetch import AddressPolicy
 from imgbatch.operations import in_blocks, output_csv_text, submit_csv
+from imgbatch.options import OptionsInvalid, OutputOptions
 
 router = APIRouter(prefix="/api/v1", tags=["requests"])
 
@@ -39,16 +41,30 @@ def upload(
     response: Response,
     file: Annotated[UploadFile, File(description="the CSV of products and image URLs")],
     webhook_url: Annotated[str | None, Form(description="called when the request finishes")] = None,
+    quality: Annotated[
+        str | None,
+        Form(description="1-95 (default: IMGBATCH_QUALITY, mapped to the format's scale)"),
+    ] = None,
+    format: Annotated[
+        str | None, Form(description="jpeg, webp or avif (default: IMGBATCH_FORMAT)")
+    ] = None,
+    max_size: Annotated[
+        str | None,
+        Form(description="longest side in pixels, 16-16384 (default: IMGBATCH_MAX_SIZE)"),
+    ] = None,
 ) -> StatusBody:
     """Validate the CSV and store the request; processing starts at once (202)."""
     settings = services.settings
     webhook_url = _checked_webhook_url(webhook_url, services)
+    options = _checked_options(settings, quality=quality, format=format, max_size=max_size)
     if file.size is not None and file.size > settings.max_upload_bytes:
         raise HTTPException(
             413, f"the file is {file.size} bytes; the limit is {settings.max_upload_bytes}"
         )
     try:
-        request_id = submit_csv(services, file.file, webhook_url=webhook_url, owner=owner)
+        request_id = submit_csv(
+            services, file.file, webhook_url=webhook_url, owner=owner, options=options
+        )
     except CsvInvalid as invalid:
         errors = [CsvErrorItem(**vars(problem)).model_dump() for problem in invalid.problems]
         raise HTTPException(
@@ -70,6 +86,15 @@ def _checked_webhook_url(url: str | None, services: ServicesDep) -> str | None:
             422, {"errors": [{"line": 0, "column": "webhook_url", "message": error.message}]}
         ) from None
     return url.strip()
+
+
+def _checked_options(settings: Settings, **fields: str | None) -> OutputOptions:
+    try:
+        return OutputOptions.chosen(settings, **fields)
+    except OptionsInvalid as invalid:
+        raise HTTPException(
+            422, {"errors": [{"line": 0, "column": invalid.field, "message": invalid.message}]}
+        ) from None
 
 
 router.post("/requests", status_code=202, response_model=StatusBody, responses=UPLOAD_RESPONSES)(

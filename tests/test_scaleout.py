@@ -33,6 +33,7 @@ from imgbatch.config import Settings
 from imgbatch.db.engine import make_engine, read_tx
 from imgbatch.db.models import Image as ImageRow
 from imgbatch.db.reads import get_request
+from imgbatch.options import OutputOptions
 from imgbatch.storage import image_key
 from tests.conftest import REQUIRE_SERVICES, require_service
 from tests.databases import PG_ADMIN
@@ -195,10 +196,12 @@ def test_killed_and_stopped_workers_lose_nothing_and_count_nothing_twice(
 
     rows = image_rows(scaleout.database_url, request_id)
     assert {status for _, status, _, _ in rows} == {"succeeded"}
-    assert [key for _, _, key, _ in rows] == [image_key(request_id, seq) for seq, _, _, _ in rows]
+    assert [key for _, _, key, _ in rows] == [
+        image_key(request_id, seq, OutputOptions()) for seq, _, _, _ in rows
+    ]
     # The killed worker's chunk was handed out again, and still nothing was doubled.
     assert max(attempts for _, _, _, attempts in rows) >= 2
-    expected = sorted(f"out/{image_key(request_id, seq)}" for seq, _, _, _ in rows)
+    expected = sorted(f"out/{image_key(request_id, seq, OutputOptions())}" for seq, _, _, _ in rows)
     assert scaleout.object_keys(moto_server.client) == expected
 
 
@@ -276,7 +279,7 @@ def test_a_broker_restart_mid_request_delays_it_and_loses_nothing(
     assert final["failed_images"] == 0
     rows = image_rows(scaleout.database_url, request_id)
     assert max(attempts for _, _, _, attempts in rows) >= 2  # lost chunks, handed out again
-    expected = sorted(f"out/{image_key(request_id, seq)}" for seq, _, _, _ in rows)
+    expected = sorted(f"out/{image_key(request_id, seq, OutputOptions())}" for seq, _, _, _ in rows)
     assert scaleout.object_keys(moto_server.client) == expected
 
 

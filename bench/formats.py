@@ -103,7 +103,7 @@ def formats_table(pool: ProcessPoolExecutor) -> None:
         )
 
 
-def avif_speeds(pool: ProcessPoolExecutor, speeds: Iterable[int] = (4, 6, 8, 10)) -> None:
+def avif_speeds(pool: ProcessPoolExecutor, speeds: Iterable[int] = (6, 8, 10)) -> None:
     options = default_options("avif")
     print(f"\nAVIF q{options.quality} by IMGBATCH_AVIF_SPEED (default {DEFAULT_AVIF_SPEED}):")
     for speed in speeds:

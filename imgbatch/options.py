@@ -28,8 +28,8 @@ CONTENT_TYPES = {"jpg": "image/jpeg", "webp": "image/webp", "avif": "image/avif"
 # Between the measured points the mapping is linear.
 EQUIVALENT_QUALITY: dict[OutputFormat, dict[int, int]] = {
     "jpeg": {1: 1, 95: 95},
-    "webp": {1: 1, 30: 30, 50: 50, 70: 70, 85: 85, 95: 95},
-    "avif": {1: 1, 30: 30, 50: 50, 70: 70, 85: 85, 95: 95},
+    "webp": {1: 1, 30: 42, 50: 76, 70: 85, 85: 90, 95: 95},
+    "avif": {1: 1, 30: 43, 50: 54, 70: 69, 85: 89, 95: 95},
 }
 
 

@@ -370,8 +370,8 @@ def test_recognised_but_refused_formats(data: bytes, name: str) -> None:
 def test_results_and_errors_cross_process_boundaries(photos: list[Path]) -> None:
     context = multiprocessing.get_context("forkserver")
     with ProcessPoolExecutor(1, mp_context=context) as pool:
-        good = pool.submit(compress, photos[0].read_bytes(), quality=QUALITY, max_pixels=MAX_PIXELS)
-        bad = pool.submit(compress, images.html(), quality=QUALITY, max_pixels=MAX_PIXELS)
+        good = pool.submit(compress, photos[0].read_bytes(), options=OPTIONS, max_pixels=MAX_PIXELS)
+        bad = pool.submit(compress, images.html(), options=OPTIONS, max_pixels=MAX_PIXELS)
         assert images.decode(good.result().data).format == "JPEG"
         with pytest.raises(ImageError) as caught:
             bad.result()

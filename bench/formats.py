@@ -3,8 +3,9 @@
 For each format at its default quality (IMGBATCH_QUALITY 50 mapped to the format's scale,
 ``imgbatch.options.equivalent_quality``), on the photo corpus:
 
-- images/s of ``imgbatch.imaging.compress`` in a process pool of one process per core,
-  and its ratio to the JPEG path;
+- images/s of ``imgbatch.imaging.compress`` per core (from the CPU time each image takes
+  in a pool of one process per core, the formats interleaved: on this shared machine wall
+  time moves with other work, CPU time much less), and its ratio to the JPEG path;
 - mean output bytes, as a ratio to JPEG q50;
 - mean SSIM of the output against the input (luma, scikit-image).
 
@@ -12,7 +13,8 @@ Then AVIF at several speeds (``IMGBATCH_AVIF_SPEED``), the cost of ``max_size``,
 published mapping JPEG q50 ≈ WebP 55 ≈ AVIF 48 checked by SSIM.
 
 ``python -m bench formats --calibrate`` prints the SSIM-matched quality of WebP and AVIF
-for JPEG qualities 30, 50, 70 and 85: the table ``EQUIVALENT_QUALITY`` is made from it.
+for JPEG qualities 30, 50, 70 and 85: the table ``EQUIVALENT_QUALITY`` is made from it
+(``--calibrate=avif`` for one format).
 """
 
 from __future__ import annotations
@@ -47,8 +49,11 @@ def _encode(data: bytes, options: OutputOptions, speed: int = DEFAULT_AVIF_SPEED
     return compress(data, options=options, max_pixels=MAX_PIXELS, avif_speed=speed).data
 
 
-def _encoded_size(options: OutputOptions, speed: int, data: bytes) -> int:
-    return len(_encode(data, options, speed))
+def _cpu_seconds(task: tuple[bytes, OutputOptions, int]) -> float:
+    data, options, speed = task
+    started = time.process_time()
+    _encode(data, options, speed)
+    return time.process_time() - started
 
 
 def _luma(image: Image.Image) -> np.ndarray:
@@ -72,14 +77,15 @@ def mean_ssim_and_bytes(
 
 
 def images_per_second(
-    pool: ProcessPoolExecutor, options: OutputOptions, speed: int = DEFAULT_AVIF_SPEED
-) -> float:
+    pool: ProcessPoolExecutor, variants: list[tuple[OutputOptions, int]]
+) -> list[float]:
+    """Images/s per core of each (options, AVIF speed), measured interleaved."""
     payloads = [(PHOTOS / name).read_bytes() for name in photo_names()] * ROUNDS
-    work = partial(_encoded_size, options, speed)
-    list(pool.map(work, payloads[:2]))  # warm up
-    started = time.perf_counter()
-    list(pool.map(work, payloads))
-    return len(payloads) / (time.perf_counter() - started)
+    tasks = [(data, options, speed) for data in payloads for options, speed in variants]
+    list(pool.map(_cpu_seconds, tasks[: len(variants)]))  # warm up
+    seconds = list(pool.map(_cpu_seconds, tasks))
+    per_variant = [sum(seconds[i :: len(variants)]) for i in range(len(variants))]
+    return [len(payloads) / total for total in per_variant]
 
 
 def default_options(output_format: OutputFormat, max_size: int | None = None) -> OutputOptions:
@@ -89,16 +95,16 @@ def default_options(output_format: OutputFormat, max_size: int | None = None) ->
 
 
 def formats_table(pool: ProcessPoolExecutor) -> None:
-    print("format  quality  images/s  vs JPEG  mean bytes  vs JPEG q50  mean SSIM")
+    print("format  quality  images/s/core  vs JPEG  mean bytes  vs JPEG q50  mean SSIM")
     jpeg_rate = jpeg_bytes = 0.0
-    for output_format in FORMATS:
-        options = default_options(output_format)
-        rate = images_per_second(pool, options)
+    chosen = [default_options(output_format) for output_format in FORMATS]
+    rates = images_per_second(pool, [(options, DEFAULT_AVIF_SPEED) for options in chosen])
+    for output_format, options, rate in zip(FORMATS, chosen, rates, strict=True):
         ssim, size = mean_ssim_and_bytes(pool, options)
         if output_format == "jpeg":
             jpeg_rate, jpeg_bytes = rate, size
         print(
-            f"{output_format:<6}  {options.quality:>7}  {rate:8.1f}  {rate / jpeg_rate:6.2f}x"
+            f"{output_format:<6}  {options.quality:>7}  {rate:13.1f}  {rate / jpeg_rate:6.2f}x"
             f"  {size:10,.0f}  {size / jpeg_bytes:10.2f}x  {ssim:9.4f}"
         )
 
@@ -106,20 +112,26 @@ def formats_table(pool: ProcessPoolExecutor) -> None:
 def avif_speeds(pool: ProcessPoolExecutor, speeds: Iterable[int] = (6, 8, 10)) -> None:
     options = default_options("avif")
     print(f"\nAVIF q{options.quality} by IMGBATCH_AVIF_SPEED (default {DEFAULT_AVIF_SPEED}):")
-    for speed in speeds:
-        rate = images_per_second(pool, options, speed)
+    speeds = list(speeds)
+    rates = images_per_second(pool, [(options, speed) for speed in speeds])
+    for speed, rate in zip(speeds, rates, strict=True):
         ssim, size = mean_ssim_and_bytes(pool, options, speed)
-        print(f"  speed {speed:>2}: {rate:6.1f} images/s, {size:10,.0f} bytes, SSIM {ssim:.4f}")
+        print(
+            f"  speed {speed:>2}: {rate:6.1f} images/s/core, {size:10,.0f} bytes, SSIM {ssim:.4f}"
+        )
 
 
 def max_size_cost(pool: ProcessPoolExecutor) -> None:
-    print("\nmax_size (JPEG q50 and WebP default), images/s:")
-    for output_format in ("jpeg", "webp"):
-        full = images_per_second(pool, default_options(output_format))
-        cells = [f"none {full:6.1f}"]
-        for max_size in (2048, 1024, 512):
-            rate = images_per_second(pool, default_options(output_format, max_size))
-            cells.append(f"{max_size} {rate:6.1f} ({rate / full:.2f}x)")
+    print("\nmax_size (each format at its default quality), images/s/core:")
+    sizes = (None, 1024, 512)
+    for output_format in FORMATS:
+        variants = [(default_options(output_format, size), DEFAULT_AVIF_SPEED) for size in sizes]
+        full, *rates = images_per_second(pool, variants)
+        cells = [f"full size {full:6.1f}"]
+        cells += [
+            f"{size} {rate:6.1f} ({rate / full:.2f}x)"
+            for size, rate in zip(sizes[1:], rates, strict=True)
+        ]
         print(f"  {output_format:<5} " + ", ".join(cells))
 
 
@@ -129,16 +141,16 @@ def _resize_pair(name: str, max_size: int) -> tuple[float, float, float]:
     from imgbatch.resize import REDUCING_GAP, draft_size, fitted_size
 
     data = (PHOTOS / name).read_bytes()
-    started = time.perf_counter()
+    started = time.process_time()
     image = Image.open(BytesIO(data))
     target = fitted_size(image.size, max_size) or image.size
     pure = image.convert("RGB").resize(target, Image.Resampling.LANCZOS)
-    pure_seconds = time.perf_counter() - started
-    started = time.perf_counter()
+    pure_seconds = time.process_time() - started
+    started = time.process_time()
     image = Image.open(BytesIO(data))
     image.draft("RGB", draft_size(image.size, max_size))
     fast = image.convert("RGB").resize(target, Image.Resampling.LANCZOS, reducing_gap=REDUCING_GAP)
-    fast_seconds = time.perf_counter() - started
+    fast_seconds = time.process_time() - started
     similarity = float(structural_similarity(_luma(pure), _luma(fast), data_range=255))
     return pure_seconds, fast_seconds, similarity
 
@@ -167,7 +179,8 @@ def calibrate(pool: ProcessPoolExecutor) -> None:
         for q in JPEG_ANCHORS
     }
     print("JPEG quality -> SSIM: " + ", ".join(f"q{q} {s:.4f}" for q, s in targets.items()))
-    for output_format in ("webp", "avif"):
+    chosen = [arg.split("=", 1)[1] for arg in sys.argv if arg.startswith("--calibrate=")]
+    for output_format in chosen or ["webp", "avif"]:
         curve = [
             (q, mean_ssim_and_bytes(pool, OutputOptions(format=output_format, quality=q))[0])
             for q in CANDIDATES
@@ -189,7 +202,7 @@ def _matching_quality(curve: list[tuple[int, float]], target: float) -> int:
 def main() -> None:
     cores = os.cpu_count() or 1
     with ProcessPoolExecutor(cores) as pool:
-        if "--calibrate" in sys.argv:
+        if any(arg.startswith("--calibrate") for arg in sys.argv):
             calibrate(pool)
             return
         print(f"\n== Formats: compress at each default quality, {cores} processes ==")

@@ -42,7 +42,7 @@ class Settings(BaseSettings):
     format: OutputFormat = "jpeg"
     max_size: int | None = Field(default=None, ge=16, le=16384)
     # libavif's speed, 0 (slowest, smallest) to 10 (fastest): see bench/README.md.
-    avif_speed: int = Field(default=8, ge=0, le=10)
+    avif_speed: int = Field(default=10, ge=0, le=10)
     workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, le=256)
 
     max_upload_bytes: int = Field(default=50 * MiB, ge=1)

@@ -17,7 +17,7 @@ from PIL import Image
 
 from imgbatch.options import OutputFormat, OutputOptions
 
-DEFAULT_AVIF_SPEED = 8
+DEFAULT_AVIF_SPEED = 10
 # libwebp's effort, 0..6; its own default. Higher buys ~1-2% smaller files for ~1.5x time.
 WEBP_METHOD = 4
 

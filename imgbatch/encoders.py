@@ -18,7 +18,8 @@ from PIL import Image
 from imgbatch.options import OutputFormat, OutputOptions
 
 DEFAULT_AVIF_SPEED = 10
-# libwebp's effort, 0..6; its own default. Higher buys ~1-2% smaller files for ~1.5x time.
+# libwebp's effort, 0..6; its own default. On the corpus at q76 (encode CPU time): method 6
+# is 2% smaller for 1.8x the time, method 2 is 6% larger for 0.44x.
 WEBP_METHOD = 4
 
 

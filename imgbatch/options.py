@@ -29,7 +29,7 @@ CONTENT_TYPES = {"jpg": "image/jpeg", "webp": "image/webp", "avif": "image/avif"
 EQUIVALENT_QUALITY: dict[OutputFormat, dict[int, int]] = {
     "jpeg": {1: 1, 95: 95},
     "webp": {1: 1, 30: 42, 50: 76, 70: 85, 85: 90, 95: 95},
-    "avif": {1: 1, 30: 43, 50: 54, 70: 69, 85: 89, 95: 95},
+    "avif": {1: 1, 30: 44, 50: 55, 70: 71, 85: 90, 95: 95},
 }
 
 

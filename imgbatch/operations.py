@@ -6,7 +6,8 @@ import uuid
 from collections.abc import Iterator
 from typing import BinaryIO
 
-from imgbatch.csvfile import CsvHeader, CsvLimits, open_csv, output_csv
+from imgbatch.csvfile import CsvHeader, CsvLimits, open_csv
+from imgbatch.csvout import output_csv
 from imgbatch.db.ingest import create_request
 from imgbatch.db.models import Request
 from imgbatch.db.reads import output_rows
@@ -21,8 +22,10 @@ def submit_csv(
     webhook_url: str | None = None,
     owner: str | None = None,
     options: OutputOptions | None = None,
+    runner_id: str | None = None,
 ) -> str:
-    """Validate and store a CSV as a new request, and wake the scheduler; returns its id.
+    """Validate and store a CSV as a new request, and wake the upkeep; returns its id.
+    With ``runner_id`` the request is pinned to that runner while it lives.
 
     Raises CsvError (nothing stored) when the file is rejected. ``options`` default to
     the configured ones (``OutputOptions.defaults``).
@@ -36,6 +39,7 @@ def submit_csv(
         webhook_url=webhook_url,
         owner=owner,
         options=options or OutputOptions.defaults(services.settings),
+        runner_id=runner_id,
     )
     services.wake()
     return request_id

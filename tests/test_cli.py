@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,10 +12,8 @@ from PIL import Image
 from sqlalchemy import create_engine, inspect, text
 
 from imgbatch.options import equivalent_quality
-from tests.helpers import csv_bytes, quantization_of, reference_quantization
+from tests.helpers import IMGBATCH, csv_bytes, quantization_of, reference_quantization
 from tests.origin import Origin
-
-IMGBATCH = str(Path(sys.executable).with_name("imgbatch"))
 
 
 def run_cli(args: list[str], data_dir: Path, **env: str) -> subprocess.CompletedProcess[str]:

@@ -74,6 +74,7 @@ def create_request(
     webhook_url: str | None = None,
     owner: str | None = None,
     options: OutputOptions | None = None,
+    runner_id: str | None = None,
 ) -> None:
     """Insert the request, its products and images; raise CsvInvalid (storing nothing)."""
     now = utcnow()
@@ -88,6 +89,7 @@ def create_request(
                 webhook_url=webhook_url,
                 owner=owner,
                 options=options.model_dump() if options else None,
+                runner_id=runner_id,
             )
         )
         totals = _insert_rows(conn, request_id, reader)

@@ -191,9 +191,13 @@ class Fetcher:
         declared = response.headers.get("Content-Length", "")
         if declared.isdigit() and int(declared) > self._max_bytes:
             raise TooLarge(self._max_bytes, int(declared))
-        body = bytearray()
+        # The pieces are joined once at the end: one copy of the body, not a growing buffer
+        # copied again into bytes.
+        pieces: list[bytes] = []
+        size = 0
         async for chunk in response.aiter_bytes():
-            body += chunk
-            if len(body) > self._max_bytes:
+            pieces.append(chunk)
+            size += len(chunk)
+            if size > self._max_bytes:
                 raise TooLarge(self._max_bytes)
-        return bytes(body)
+        return pieces[0] if len(pieces) == 1 else b"".join(pieces)

@@ -25,8 +25,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-
-import simplejpeg  # type: ignore[import-untyped]  # ships no py.typed
+from types import ModuleType
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +71,7 @@ def reencode(
     ``icc_space`` names the colour space an ICC profile describes ("RGB", "GRAY"...), as the
     Pillow path decides whether to keep it."""
     try:
+        simplejpeg = _codec()
         header = _read_header(data)
         if header is None or header.width * header.height > max_pixels:
             return None
@@ -95,6 +95,16 @@ def reencode(
     except Exception as exc:  # damaged data included: the Pillow path names the error
         log.debug("JPEG fast path declined: %s", exc)
         return None
+
+
+def _codec() -> ModuleType:
+    """simplejpeg, imported on first use: it brings numpy, which the API and CLI
+    processes (they import this module but never compress) need not load. The worker
+    processes' fork server imports it ahead (``dispatch.embedded.worker_context``)."""
+    import simplejpeg  # type: ignore[import-untyped]  # ships no py.typed
+
+    codec: ModuleType = simplejpeg
+    return codec
 
 
 def _read_header(data: bytes) -> _Header | None:

@@ -31,7 +31,7 @@ def worker_context() -> multiprocessing.context.ForkServerContext:
     worker then starts in about 50 ms of CPU instead of importing everything again
     (about 0.7 s each, measured)."""
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["imgbatch.dispatch.worker_process"])
+    context.set_forkserver_preload(["imgbatch.dispatch.worker_process", "simplejpeg"])
     return context
 
 

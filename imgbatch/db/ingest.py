@@ -79,6 +79,7 @@ def create_request(
     reader: CsvReader,
     webhook_url: str | None = None,
     owner: str | None = None,
+    runner_id: str | None = None,
 ) -> None:
     """Insert the request, its products and images; raise CsvInvalid (storing nothing)."""
     now = utcnow()
@@ -92,6 +93,7 @@ def create_request(
                 csv_header=reader.header.to_json(),
                 webhook_url=webhook_url,
                 owner=owner,
+                runner_id=runner_id,
             )
         )
         totals = _insert_rows(conn, request_id, reader)

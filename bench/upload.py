@@ -1,16 +1,24 @@
 """Upload: a 100,000-row CSV (300,000 URLs) answered 202, on SQLite and on PostgreSQL,
 next to the floor of each (``upload_floor``: plain csv + executemany, plain COPY), with the
-server's peak RSS; then the output CSV of such a request, streamed."""
+server's peak RSS; then the output CSV of such a request, streamed. Then the same rows as
+an Excel workbook (.xlsx), on SQLite.
+
+    .venv/bin/python -m bench upload               (everything)
+    .venv/bin/python -m bench.upload --workbook    (the workbook only)
+"""
 
 from __future__ import annotations
 
+import io
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import openpyxl
 import psutil
 
 from bench.common import (
@@ -37,6 +45,19 @@ def big_csv(rows: int = ROWS) -> bytes:
         for i in range(1, rows + 1)
     ]
     return ("\n".join(lines) + "\n").encode()
+
+
+def big_workbook(rows: int = ROWS) -> bytes:
+    """The rows of ``big_csv`` in a workbook as Excel writes one: shared strings, numbers."""
+    book = openpyxl.Workbook(write_only=True)
+    sheet = book.create_sheet("Products")
+    sheet.append(["S. No.", "Product Name", "Input Image Urls"])
+    for i in range(1, rows + 1):
+        urls = f"http://127.0.0.1:9/{i}/a.jpg,http://127.0.0.1:9/{i}/b.jpg,http://127.0.0.1:9/{i}/c.jpg"
+        sheet.append([float(i), f"Product {i}", urls])
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return buffer.getvalue()
 
 
 @dataclass
@@ -85,6 +106,17 @@ def _line(database: str, run: Upload, floor: tuple[float, float]) -> str:
     )
 
 
+def workbook() -> None:
+    body = big_workbook()
+    print(f"\n== Upload: a {ROWS:,}-row workbook (.xlsx), {len(body) / 1e6:.1f} MB ==")
+    print(f"{'database':>10} | {'to 202':>8} {'peak RSS':>9} | {'output.csv':>10} {'peak RSS':>9}")
+    run = measure(body)
+    print(
+        f"{'SQLite':>10} | {run.seconds:7.2f}s {mb(run.rss):>9} "
+        f"| {run.output_seconds:9.2f}s {mb(run.output_rss):>9}"
+    )
+
+
 def main() -> None:
     body = big_csv()
     print(f"\n== Upload: {ROWS:,} rows, {3 * ROWS:,} URLs, {len(body) / 1e6:.1f} MB ==")
@@ -108,7 +140,11 @@ def main() -> None:
         )
         run = measure(body, IMGBATCH_DATABASE_URL=url)
     print(_line("PostgreSQL", run, floor))
+    workbook()
 
 
 if __name__ == "__main__":
-    main()
+    if "--workbook" in sys.argv:
+        workbook()
+    else:
+        main()

@@ -31,10 +31,12 @@ from imgbatch.errors import ErrorCode, ImageError
 from imgbatch.fetch import Fetcher, GoOn, Stopped
 from imgbatch.imaging import Compressed, compress
 from imgbatch.storage import Storage, image_key
+from imgbatch.work_metrics import ChunkTally
 
 log = logging.getLogger(__name__)
 
-Compress = Callable[[bytes], Awaitable[Compressed]]
+# Bytes in, compressed out; the tally times the codec alone, not the wait for it.
+Compress = Callable[[bytes, ChunkTally], Awaitable[Compressed]]
 
 
 def thread_compressor(settings: Settings) -> Compress:
@@ -48,9 +50,10 @@ def thread_compressor(settings: Settings) -> Compress:
     work = partial(compress, quality=settings.quality, max_pixels=settings.max_image_pixels)
     gate = asyncio.Semaphore(1)
 
-    async def run(data: bytes) -> Compressed:
+    async def run(data: bytes, tally: ChunkTally) -> Compressed:
         async with gate:
-            return await asyncio.to_thread(work, data)
+            with tally.timing("encode"):
+                return await asyncio.to_thread(work, data)
 
     return run
 
@@ -91,13 +94,16 @@ async def process_chunk(bench: Workbench, chunk: Chunk, *, owner: str) -> bool:
         except sqlalchemy.exc.SQLAlchemyError:
             return True  # cannot tell now; the record is conditional, and undone if need be
 
+    tally = ChunkTally()
     outcomes = await asyncio.gather(
-        *(process_image(bench, chunk.request_id, image, go_on) for image in images)
+        *(process_image(bench, chunk.request_id, image, go_on, tally) for image in images)
     )
     results = [result for result in outcomes if result is not None]
     finished = await asyncio.to_thread(
         record_results, bench.engine, request_id=chunk.request_id, results=results
     )
+    tally.count_results(results)
+    await asyncio.to_thread(tally.save, bench.engine)
     stored = [result.seq for result in results if result.output_key]
     if stored:
         await _undo_cancelled(bench, chunk.request_id, stored)
@@ -106,23 +112,27 @@ async def process_chunk(bench: Workbench, chunk: Chunk, *, owner: str) -> bool:
 
 async def _undo_cancelled(bench: Workbench, request_id: str, stored: list[int]) -> None:
     """Delete outputs of images cancelled between their store and the record."""
-    for seq in await asyncio.to_thread(
+    cancelled = await asyncio.to_thread(
         cancelled_seqs, bench.engine, request_id=request_id, seqs=stored
-    ):
-        await asyncio.to_thread(bench.storage.delete, image_key(request_id, seq))
+    )
+    if cancelled:
+        keys = [image_key(request_id, seq) for seq in cancelled]
+        await asyncio.to_thread(bench.storage.delete, keys)
 
 
 async def process_image(
-    bench: Workbench, request_id: str, image: ChunkImage, go_on: GoOn
+    bench: Workbench, request_id: str, image: ChunkImage, go_on: GoOn, tally: ChunkTally
 ) -> ImageResult | None:
     """One image's result, or None when its request was cancelled meanwhile."""
     try:
-        fetched = await bench.fetcher.fetch(image.url, go_on=go_on)
-        compressed = await bench.compress(fetched.content)
+        with tally.timing("fetch"):
+            fetched = await bench.fetcher.fetch(image.url, go_on=go_on)
+        compressed = await bench.compress(fetched.content, tally)
         if not await go_on():
             return None
         key = image_key(request_id, image.seq)  # deterministic: a redo overwrites
-        await asyncio.to_thread(bench.storage.put, key, compressed.data)
+        with tally.timing("store"):
+            await asyncio.to_thread(bench.storage.put, key, compressed.data)
     except Stopped:
         return None
     except ImageError as error:

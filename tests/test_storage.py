@@ -120,6 +120,19 @@ def test_put_again_overwrites_and_never_duplicates(backend: Backend) -> None:
     assert backend.read(KEY) == b"second"
 
 
+def test_keys_of_and_delete_remove_only_the_named_images(backend: Backend) -> None:
+    other = "00000000-0000-4000-8000-000000000001/0.jpg"
+    mine = [f"{REQUEST_ID}/{n}.jpg" for n in range(3)]
+    for key in [*mine, other]:
+        backend.storage.put(key, b"x")
+    assert sorted(backend.storage.keys_of(REQUEST_ID)) == sorted(mine)
+    backend.storage.delete([*mine, f"{REQUEST_ID}/99.jpg"])  # a missing key is no error
+    assert backend.listing() == [other]
+    assert backend.storage.keys_of(REQUEST_ID) == []
+    with pytest.raises(ValueError):
+        backend.storage.delete(["../escape.jpg"])
+
+
 def test_url_for_is_absolute_and_names_the_key(backend: Backend) -> None:
     url = urlsplit(backend.storage.url_for(KEY))
     assert url.scheme in ("http", "https")
@@ -147,8 +160,8 @@ def test_delete_removes_the_object_and_a_missing_one_is_fine(
 ) -> None:
     backend.storage.put(KEY, photo)
     assert backend.listing()
-    backend.storage.delete(KEY)
-    backend.storage.delete(KEY)
+    backend.storage.delete([KEY])
+    backend.storage.delete([KEY])
     assert backend.listing() == []
 
 

@@ -42,6 +42,11 @@ class StatusBody(BaseModel):
     updated_at: datetime
     finished_at: datetime | None
     output_csv_url: str | None = Field(validation_alias=AliasChoices("output_csv_url", "id"))
+    errors_csv_url: str | None = Field(
+        validation_alias=AliasChoices("errors_csv_url", "id"),
+        description="the errors file (rows with a failed image) once finished; null when "
+        "no image failed",
+    )
     webhook_url: str | None
     webhook_status: str | None
     # Beyond the SPEC: bytes downloaded and written for succeeded images, for the savings.
@@ -60,6 +65,8 @@ class StatusBody(BaseModel):
         if settings is not None:  # read from a row, not re-read from a body
             terminal = self.status in TERMINAL_STATUSES
             self.output_csv_url = settings.output_csv_url(self.request_id) if terminal else None
+            failures = terminal and self.failed_images > 0
+            self.errors_csv_url = settings.errors_csv_url(self.request_id) if failures else None
         return self
 
 

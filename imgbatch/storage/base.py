@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import ClassVar
 from uuid import UUID
@@ -64,11 +64,23 @@ class Storage(ABC):
         with self._mapped_failures(f"{self} is not usable"):
             self._check()
 
-    def delete(self, key: str) -> None:
-        """Remove ``key`` if it is there (an output stored for an image cancelled meanwhile)."""
-        validate_key(key)
-        with self._mapped_failures(f"could not delete {key} from {self}"):
-            self._delete(key)
+    def delete(self, keys: Iterable[str]) -> None:
+        """Remove the images under ``keys``; a key with nothing stored is not an error.
+
+        Raises ``ValueError`` for an invalid key and ``ImageError(STORAGE_ERROR)`` when the
+        store fails (what was removed before the failure stays removed).
+        """
+        checked = [validate_key(key) for key in keys]
+        if checked:
+            with self._mapped_failures(f"could not delete from {self}"):
+                self._delete(checked)
+
+    def keys_of(self, request_id: str) -> list[str]:
+        """Every key stored for one request, including any no row records (a crash
+        between the store and the record)."""
+        prefix = str(UUID(request_id))
+        with self._mapped_failures(f"could not list {prefix}/ in {self}"):
+            return [key for key in self._keys_of(prefix) if _KEY.fullmatch(key)]
 
     def sweep(self) -> int:
         """At start-up: remove what killed writes left behind; returns how many."""
@@ -81,7 +93,11 @@ class Storage(ABC):
     def _put(self, key: str, data: bytes) -> None: ...
 
     @abstractmethod
-    def _delete(self, key: str) -> None: ...
+    def _delete(self, keys: list[str]) -> None: ...
+
+    @abstractmethod
+    def _keys_of(self, prefix: str) -> Iterable[str]:
+        """Keys stored under ``"<prefix>/"``."""
 
     @abstractmethod
     def _url_for(self, key: str) -> str: ...

@@ -8,11 +8,13 @@ write takes (a writer on another machine sharing the disk), never a live write's
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 from urllib.request import url2pathname
@@ -84,9 +86,6 @@ class LocalStorage(Storage):
             Path(tmp).unlink(missing_ok=True)
             raise
 
-    def _delete(self, key: str) -> None:
-        self.path_for(key).unlink(missing_ok=True)
-
     def sweep(self) -> int:
         swept = 0
         if not self.root.is_dir():
@@ -113,3 +112,21 @@ class LocalStorage(Storage):
         # Prove we can create a file here, not merely that the directory exists.
         with tempfile.TemporaryFile(dir=self.root):
             pass
+
+    def _delete(self, keys: list[str]) -> None:
+        folders = set()
+        for key in keys:
+            path = self.path_for(key)
+            path.unlink(missing_ok=True)
+            folders.add(path.parent)
+        for folder in folders:
+            # Only an empty folder goes: another writer may have put a file there meanwhile.
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+
+    def _keys_of(self, prefix: str) -> Iterator[str]:
+        folder = self.root / prefix
+        if folder.is_dir():
+            for entry in folder.iterdir():
+                if not entry.name.startswith("."):  # a write in progress
+                    yield f"{prefix}/{entry.name}"

@@ -15,7 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.apps import Service
-from tests.helpers import TERMINAL, wait_until
+from tests.helpers import wait_terminal
 from tests.origin import Origin
 
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -33,19 +33,10 @@ def upload(client: TestClient, body: bytes, name: str = "products.csv") -> Any:
     return client.post("/api/v1/requests", files={"file": (name, body, kind)})
 
 
-def finished(client: TestClient, request_id: str) -> dict[str, Any]:
-    def status() -> dict[str, Any] | None:
-        body: dict[str, Any] = client.get(f"/api/v1/requests/{request_id}").json()
-        return body if body["status"] in TERMINAL else None
-
-    result: dict[str, Any] = wait_until(status, timeout=60)
-    return result
-
-
 def output_of(client: TestClient, body: bytes, name: str = "products.csv") -> bytes:
     response = upload(client, body, name)
     assert response.status_code == 202, response.text
-    status = finished(client, response.json()["request_id"])
+    status = wait_terminal(client, response.json()["request_id"])
     assert status["status"] == "completed", status
     assert status["errors_csv_url"] is None  # nothing failed
     out = client.get(f"/api/v1/requests/{status['request_id']}/output.csv")

@@ -7,13 +7,12 @@ import csv
 import functools
 import io
 from pathlib import Path
-from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
 from tests.apps import Service
-from tests.helpers import TERMINAL, wait_until
+from tests.helpers import wait_terminal
 from tests.origin import Origin, send_bytes, stall
 
 
@@ -29,15 +28,6 @@ def submit(client: TestClient, body: bytes) -> str:
     assert response.json()["errors_csv_url"] is None
     request_id: str = response.json()["request_id"]
     return request_id
-
-
-def finished(client: TestClient, request_id: str) -> dict[str, Any]:
-    def status() -> dict[str, Any] | None:
-        body: dict[str, Any] = client.get(f"/api/v1/requests/{request_id}").json()
-        return body if body["status"] in TERMINAL else None
-
-    result: dict[str, Any] = wait_until(status, timeout=60)
-    return result
 
 
 def test_the_errors_file_lists_failed_urls_and_its_reupload_retries_only_them(
@@ -56,7 +46,7 @@ def test_the_errors_file_lists_failed_urls_and_its_reupload_retries_only_them(
     ).encode()
     with start() as client:
         request_id = submit(client, body)
-        status = finished(client, request_id)
+        status = wait_terminal(client, request_id)
         assert status["status"] == "completed_with_errors"
         assert status["failed_images"] == 3
         assert status["errors_csv_url"] == (
@@ -84,7 +74,7 @@ def test_the_errors_file_lists_failed_urls_and_its_reupload_retries_only_them(
         photo_origin.serve_file("/page.jpg", photos[3])
         photo_origin.hits.clear()
         again = submit(client, response.content)
-        retried = finished(client, again)
+        retried = wait_terminal(client, again)
     assert retried["status"] == "completed"
     assert (retried["total_products"], retried["total_images"]) == (2, 3)
     # Only the failed images were fetched again (the one gone URL, listed twice, once).
@@ -97,7 +87,7 @@ def test_a_request_without_failures_has_no_errors_link_and_an_empty_errors_file(
     url = photo_origin.url(f"/photos/{photos[0].name}")
     with start() as client:
         request_id = submit(client, f"S. No.,Product Name,Input Image Urls\n1,A,{url}\n".encode())
-        status = finished(client, request_id)
+        status = wait_terminal(client, request_id)
         assert status["status"] == "completed"
         assert status["errors_csv_url"] is None
         response = client.get(f"/api/v1/requests/{request_id}/errors.csv")

@@ -14,7 +14,12 @@ from imgbatch.runtime import Services
 
 
 def submit_csv(
-    services: Services, data: BinaryIO, *, webhook_url: str | None = None, owner: str | None = None
+    services: Services,
+    data: BinaryIO,
+    *,
+    webhook_url: str | None = None,
+    owner: str | None = None,
+    resume_key: str | None = None,
 ) -> str:
     """Validate and store a CSV as a new request, and wake the scheduler; returns its id.
 
@@ -23,7 +28,12 @@ def submit_csv(
     request_id = str(uuid.uuid4())
     reader = open_csv(data, CsvLimits.from_settings(services.settings))
     create_request(
-        services.engine, request_id=request_id, reader=reader, webhook_url=webhook_url, owner=owner
+        services.engine,
+        request_id=request_id,
+        reader=reader,
+        webhook_url=webhook_url,
+        owner=owner,
+        resume_key=resume_key,
     )
     services.wake()
     return request_id

@@ -72,6 +72,7 @@ def create_request(
     reader: CsvReader,
     webhook_url: str | None = None,
     owner: str | None = None,
+    resume_key: str | None = None,
 ) -> None:
     """Insert the request, its products and images; raise CsvInvalid (storing nothing)."""
     now = utcnow()
@@ -85,6 +86,7 @@ def create_request(
                 csv_header=reader.header.to_json(),
                 webhook_url=webhook_url,
                 owner=owner,
+                resume_key=resume_key,
             )
         )
         totals = _insert_rows(conn, request_id, reader)

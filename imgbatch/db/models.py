@@ -85,6 +85,8 @@ class Request(Base):
     output_bytes: Mapped[int] = mapped_column(Integer, default=0)
     # Who uploaded it (a hash of the API key), when API keys are configured.
     owner: Mapped[str | None] = mapped_column(String(64))
+    # Set by ``imgbatch run``: input SHA-256 and options key, to resume the same command.
+    resume_key: Mapped[str | None] = mapped_column(String(128))
 
     webhook_url: Mapped[str | None] = mapped_column(Text)
     webhook_status: Mapped[str | None] = mapped_column(String(16))
@@ -98,6 +100,7 @@ class Request(Base):
         Index("ix_requests_created_at", "created_at"),
         Index("ix_requests_owner_created_at", "owner", "created_at"),
         Index("ix_requests_webhook_due", "webhook_status", "webhook_next_at"),
+        Index("ix_requests_resume_key", "resume_key"),
     )
 
 

@@ -1,0 +1,231 @@
+"""``imgbatch run``: the whole job in this process, resumable, stopped cleanly by a signal.
+
+Order matters: the settings and the output path are checked before anything is stored or
+fetched; the same input bytes and options find the unfinished request of an earlier run
+(so done images are not fetched again); Ctrl-C or SIGTERM stops the workers, keeps what is
+done, and says how to go on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+import signal
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from types import FrameType
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from imgbatch.cli.checks import settings_or_exit
+from imgbatch.cli.summary import print_summary, say
+from imgbatch.db.models import TERMINAL_STATUSES, Request, RequestStatus
+from imgbatch.db.reads import get_request, unfinished_request
+from imgbatch.errors import CsvError, CsvInvalid
+from imgbatch.operations import output_csv_text, submit_csv
+from imgbatch.options import OutputOptions
+from imgbatch.runtime import Services, background_work, open_services
+
+# Exit statuses (SPEC §7): a shell's 128 + signal number.
+STOPPED_BY = {signal.SIGINT: 130, signal.SIGTERM: 143}
+
+
+class Stopped(Exception):
+    """A stop signal arrived; ``code`` is the exit status it asks for."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.code = STOPPED_BY.get(signal.Signals(signum), 128 + signum)
+
+
+def raise_stopped(signum: int, _frame: FrameType | None) -> None:
+    raise Stopped(signum)
+
+
+def run(
+    input_csv: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, metavar="INPUT.csv", help="the input CSV")
+    ],
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="output CSV (default: INPUT-output.csv)")
+    ] = None,
+    fresh: Annotated[
+        bool, typer.Option("--fresh", help="start a new request instead of resuming")
+    ] = False,
+) -> None:
+    """Process a CSV in this process, without a server, and write the output CSV.
+
+    Running the same command again resumes an unfinished run. Exit status: 0 every image
+    succeeded, 1 some failed, 2 the CSV or a setting was rejected, 130/143 stopped by
+    Ctrl-C/SIGTERM.
+    """
+    logging.basicConfig(level=logging.WARNING)
+    for signum in STOPPED_BY:
+        signal.signal(signum, raise_stopped)
+    settings = settings_or_exit()
+    output = output or input_csv.with_name(f"{input_csv.stem}-output.csv")
+    problem = output_problem(output, input_csv)
+    if problem:
+        say(f"imgbatch: {output}: {problem}; nothing was done")
+        raise typer.Exit(2)
+    options = OutputOptions.defaults(settings)
+    services = open_services(settings)
+    request_id: str | None = None
+    try:
+        request_id = _resume_or_submit(services, input_csv, options, fresh=fresh)
+        started = time.monotonic()
+        request = asyncio.run(work_to_the_end(services, request_id))
+        errors = write_results(services, request, output)
+        print_summary(
+            services, request, output=output, errors=errors, seconds=time.monotonic() - started
+        )
+    except Stopped as stopped:
+        say_stopped(services, request_id)
+        raise typer.Exit(stopped.code) from None
+    finally:
+        services.engine.dispose()
+    raise typer.Exit(0 if request.status == RequestStatus.COMPLETED else 1)
+
+
+def output_problem(output: Path, input_csv: Path) -> str | None:
+    """Why the output CSV could not be written there, checked before any work."""
+    if output.exists() and output.resolve() == input_csv.resolve():
+        return "is the input file; choose another output"
+    if output.is_dir():
+        return "is a directory"
+    folder = output.parent
+    if not folder.is_dir():
+        return f"the directory {folder} does not exist"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"the directory {folder} is not writable"
+    if output.exists() and not os.access(output, os.W_OK):
+        return "is not writable"
+    return None
+
+
+def resume_key(input_csv: Path, options: OutputOptions) -> str:
+    """The same bytes run with the same options: what makes a run resumable."""
+    with input_csv.open("rb") as data:
+        digest = hashlib.file_digest(data, "sha256").hexdigest()
+    return f"{digest}:{options.key}"
+
+
+def _resume_or_submit(
+    services: Services, input_csv: Path, options: OutputOptions, *, fresh: bool
+) -> str:
+    key = resume_key(input_csv, options)
+    earlier = None if fresh else unfinished_request(services.engine, resume_key=key)
+    if earlier is not None:
+        done = earlier.processed_images + earlier.failed_images
+        say(
+            f"resuming request {earlier.id}: {done} of {earlier.total_images} images already "
+            "done (--fresh starts over)"
+        )
+        return earlier.id
+    try:
+        with input_csv.open("rb") as data:
+            return submit_csv(services, data, resume_key=key)
+    except CsvInvalid as invalid:
+        _print_csv_problems(input_csv, invalid)
+        raise typer.Exit(2) from None
+    except CsvError as error:
+        say(f"imgbatch: {input_csv}: {error}")
+        raise typer.Exit(2) from None
+
+
+async def work_to_the_end(services: Services, request_id: str) -> Request:
+    """Work until the request is finished; a stop signal cancels this and raises Stopped
+    once the workers are down (leaving the loop's own signal handling out of it)."""
+    loop = asyncio.get_running_loop()
+    main = asyncio.current_task()
+    assert main is not None
+    received: list[int] = []
+
+    def stop(signum: int) -> None:
+        if not received:  # a second Ctrl-C while stopping changes nothing
+            received.append(signum)
+            main.cancel()
+
+    for signum in STOPPED_BY:
+        loop.add_signal_handler(signum, stop, signum)
+    try:
+        return await _follow(services, request_id)
+    except asyncio.CancelledError:
+        if not received:
+            raise
+        raise Stopped(received[0]) from None
+
+
+async def _follow(services: Services, request_id: str) -> Request:
+    console = Console(stderr=True)
+    progress = Progress(
+        TextColumn("[bold]images"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[failed]} failed"),
+        TimeRemainingColumn(),
+        console=console,
+        disable=not console.is_terminal,
+    )
+    async with background_work(services):
+        with progress:
+            task = progress.add_task("images", total=None, failed=0)
+            while True:
+                request = await asyncio.to_thread(
+                    get_request, services.engine, request_id=request_id
+                )
+                assert request is not None
+                done = request.processed_images + request.failed_images
+                progress.update(
+                    task, total=request.total_images, completed=done, failed=request.failed_images
+                )
+                if request.status in TERMINAL_STATUSES:
+                    return request
+                await asyncio.sleep(0.2)
+
+
+def write_results(services: Services, request: Request, output: Path) -> Path | None:
+    """Write the output CSV (whole, or not at all); returns the errors file, if any."""
+    _write_whole(output, output_csv_text(services, request))
+    return None
+
+
+def _write_whole(path: Path, lines: Iterable[str]) -> None:
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        with partial.open("w", encoding="utf-8", newline="") as out:
+            out.writelines(lines)
+        partial.replace(path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def say_stopped(services: Services, request_id: str | None) -> None:
+    request = get_request(services.engine, request_id=request_id) if request_id else None
+    if request is None:
+        say("stopped before any work was stored.")
+        return
+    done = request.processed_images + request.failed_images
+    say(
+        f"stopped: {done} of {request.total_images} images done and kept (request "
+        f"{request.id}); run the same command again to resume."
+    )
+
+
+def _print_csv_problems(input_csv: Path, invalid: CsvInvalid) -> None:
+    say(f"imgbatch: {input_csv} was rejected; nothing was processed:")
+    for problem in invalid.problems:
+        column = f", column {problem.column}" if problem.column else ""
+        say(f"  line {problem.line}{column}: {problem.message}")
+    if invalid.truncated:
+        say("  (more errors were found; fix these and run again)")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(run)

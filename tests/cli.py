@@ -7,6 +7,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -65,5 +66,13 @@ def processes_in_session(session: int) -> list[int]:
 
 def query(data_dir: Path, sql: str, *params: Any) -> list[tuple[Any, ...]]:
     """Read the embedded database of a data dir (WAL: readable while a run writes)."""
-    with sqlite3.connect(data_dir / "imgbatch.db", timeout=30) as conn:
+    with closing(sqlite3.connect(data_dir / "imgbatch.db", timeout=30)) as conn:
         return conn.execute(sql, params).fetchall()
+
+
+def succeeded_images(data_dir: Path) -> int:
+    """Images done so far; 0 while the run has not created its database yet."""
+    try:
+        return int(query(data_dir, "SELECT count(*) FROM images WHERE status = 'succeeded'")[0][0])
+    except sqlite3.OperationalError:  # no file or no tables yet
+        return 0

@@ -11,11 +11,13 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import signal
 import threading
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from multiprocessing import forkserver
 
 from sqlalchemy import Engine
 
@@ -27,6 +29,24 @@ log = logging.getLogger(__name__)
 
 # Chunks handed to each process at once: one running, one queued so it never waits.
 CHUNKS_PER_PROCESS = 2
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# How long stopping waits for each killed worker to be gone.
+STOP_SECONDS = 2.0
+
+
+def _start_forkserver() -> None:
+    """Start the process the workers are forked from with SIGINT and SIGTERM ignored, a
+    disposition exec keeps: a signal to the whole process group (Ctrl-C, a container's
+    stop) must not kill it under the pool, which would take every worker for dead.
+    The owner stops the workers itself (:meth:`EmbeddedRunner.stop`)."""
+    if threading.current_thread() is not threading.main_thread():
+        return  # signal dispositions are the main thread's to change; started on demand
+    previous = {signum: signal.signal(signum, signal.SIG_IGN) for signum in STOP_SIGNALS}
+    try:
+        forkserver.ensure_running()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 class EmbeddedRunner:
@@ -46,6 +66,8 @@ class EmbeddedRunner:
         self.on_done = on_done
         self._lock = threading.Lock()
         self._running: Counter[str] = Counter()
+        self._stopping = False
+        _start_forkserver()
         self._pool = self._new_pool()
 
     def _new_pool(self) -> ProcessPoolExecutor:
@@ -83,6 +105,8 @@ class EmbeddedRunner:
         future.add_done_callback(lambda done: self._finished(chunk, pool, done))
 
     def _finished(self, chunk: Chunk, pool: ProcessPoolExecutor, future: Future[bool]) -> None:
+        if self._stopping:
+            return  # its workers were stopped on purpose; the lease is resumed next start
         finished = False
         try:
             finished = future.result()
@@ -102,7 +126,7 @@ class EmbeddedRunner:
 
     def _replace_broken(self, pool: ProcessPoolExecutor) -> None:
         with self._lock:
-            if self._pool is not pool:
+            if self._pool is not pool or self._stopping:
                 return  # another chunk of the same pool got here first
             log.warning("a worker process died; starting a new pool")
             self._pool = self._new_pool()
@@ -118,9 +142,17 @@ class EmbeddedRunner:
         """Stop at once: unfinished chunks keep their leases and are handed out again at
         the next start (an embedded start resumes every lease)."""
         with self._lock:
+            self._stopping = True
             pool = self._pool
-        pool.shutdown(wait=False, cancel_futures=True)
         # The executor has no public way to stop a running task; without this, shutting
         # down would wait for the chunks under way.
-        for process in list((getattr(pool, "_processes", None) or {}).values()):
-            process.terminate()
+        processes = list((getattr(pool, "_processes", None) or {}).values())
+        pool.shutdown(wait=False, cancel_futures=True)
+        # Workers ignore SIGTERM (see worker_process.start). Killing one mid-chunk loses
+        # nothing: its lease is resumed, and output keys are deterministic.
+        for process in processes:
+            process.kill()
+        # Reaped here, not left to the interpreter's exit handlers (which wait without end
+        # for a worker that does not die).
+        for process in processes:
+            process.join(STOP_SECONDS)

@@ -43,7 +43,8 @@ def test_a_malformed_setting_stops_every_command_with_one_line_and_stores_nothin
 
 
 def test_a_misspelt_variable_gets_one_warning_naming_the_setting(tmp_path: Path) -> None:
-    result = run_cli(["requests", "list"], tmp_path / "data", IMGBATCH_QUALTY="60")
+    schema = tmp_path / "openapi.json"
+    result = run_cli(["openapi", "-o", str(schema)], tmp_path / "data", IMGBATCH_QUALTY="60")
     assert result.returncode == 0, result.stderr
     assert _lines(result.stderr) == [
         "imgbatch: warning: IMGBATCH_QUALTY is not a setting and is ignored; "
@@ -80,6 +81,15 @@ def test_version_and_help_without_type_noise(tmp_path: Path) -> None:
         shown = run_cli([*command, "--help"], tmp_path)
         assert shown.returncode == 0, shown.stderr
         assert "<bool>" not in shown.stdout and "Usage: imgbatch" in shown.stdout
+
+
+def test_request_commands_do_not_create_a_database_where_there_is_none(tmp_path: Path) -> None:
+    result = run_cli(["requests", "list"], tmp_path / "nowhere")
+    assert result.returncode == 1
+    assert _lines(result.stderr) == [
+        f"imgbatch: no database at {tmp_path / 'nowhere' / 'imgbatch.db'} (set IMGBATCH_DATA_DIR)"
+    ]
+    assert not (tmp_path / "nowhere").exists()
 
 
 def test_webhook_secret_reads_the_data_dir_and_never_creates_one(tmp_path: Path) -> None:

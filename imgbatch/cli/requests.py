@@ -35,7 +35,14 @@ Json = Annotated[bool, typer.Option("--json", help="print the API's JSON body")]
 
 @contextmanager
 def local_services() -> Iterator[Services]:
-    services = open_services(settings_or_exit())
+    settings = settings_or_exit()
+    database = settings.data_dir / "imgbatch.db"
+    if settings.database_url is None and not database.is_file():
+        # Not created here: run from the wrong directory, an empty new database would
+        # answer "no requests" instead of pointing at the mistake.
+        say(f"imgbatch: no database at {database.resolve()} (set IMGBATCH_DATA_DIR)")
+        raise typer.Exit(1)
+    services = open_services(settings)
     try:
         yield services
     finally:

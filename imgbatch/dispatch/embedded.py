@@ -18,6 +18,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import forkserver
+from typing import Any
 
 from sqlalchemy import Engine
 
@@ -49,6 +50,14 @@ def _start_forkserver() -> None:
             signal.signal(signum, handler)
 
 
+def _start_worker(*args: Any) -> None:
+    """Pool initializer. A terminal's Ctrl-C reaches the whole process group: the owner
+    stops its workers itself, so they never die half-way behind its back (SIGTERM is
+    ignored already, inherited from the forkserver; SIGINT the forkserver restores)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    worker_process.start(*args)
+
+
 class EmbeddedRunner:
     def __init__(
         self,
@@ -75,7 +84,7 @@ class EmbeddedRunner:
         pool = ProcessPoolExecutor(
             self.processes,
             mp_context=multiprocessing.get_context("forkserver"),
-            initializer=worker_process.start,
+            initializer=_start_worker,
             initargs=(
                 worker_process.share_of_limits(self.settings, self.processes),
                 os.getpid(),
@@ -148,7 +157,7 @@ class EmbeddedRunner:
         # down would wait for the chunks under way.
         processes = list((getattr(pool, "_processes", None) or {}).values())
         pool.shutdown(wait=False, cancel_futures=True)
-        # Workers ignore SIGTERM (see worker_process.start). Killing one mid-chunk loses
+        # Workers ignore SIGTERM (see _start_forkserver). Killing one mid-chunk loses
         # nothing: its lease is resumed, and output keys are deterministic.
         for process in processes:
             process.kill()

@@ -12,7 +12,6 @@ import asyncio
 import ctypes
 import math
 import os
-import signal
 import threading
 import time
 from collections.abc import Coroutine
@@ -107,10 +106,6 @@ def start(settings: Settings, owner: int) -> None:
     the API process, so status answers stay fast while every core compresses."""
     global _process
     os.nice(10)
-    # Ctrl-C on a terminal (or SIGTERM to a container) reaches the whole process group:
-    # the owner stops its workers itself, so they never die half-way behind its back.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     threading.Thread(target=_exit_with_owner, args=(owner,), daemon=True).start()
     _process = WorkerProcess(settings)
 

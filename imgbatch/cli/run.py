@@ -26,7 +26,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from imgbatch.cli.checks import settings_or_exit
 from imgbatch.cli.summary import print_summary, say
 from imgbatch.db.models import TERMINAL_STATUSES, Request, RequestStatus
-from imgbatch.db.reads import get_request, unfinished_request
+from imgbatch.db.reads import get_request
+from imgbatch.db.resume import unfinished_request
 from imgbatch.errors import CsvError, CsvInvalid
 from imgbatch.operations import output_csv_text, submit_csv
 from imgbatch.options import OutputOptions

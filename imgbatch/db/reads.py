@@ -11,14 +11,7 @@ from typing import Any
 from sqlalchemy import Engine, Row, func, select
 
 from imgbatch.db.engine import read_tx
-from imgbatch.db.models import (
-    ACTIVE_STATUSES,
-    Image,
-    ImageStatus,
-    Product,
-    Request,
-    WebhookAttempt,
-)
+from imgbatch.db.models import Image, ImageStatus, Product, Request, WebhookAttempt
 
 
 def get_request(engine: Engine, *, request_id: str) -> Request | None:
@@ -148,19 +141,6 @@ def failed_images(
             .limit(limit)
         ).all()
     return [(line, url, code, error) for line, url, code, error in rows]
-
-
-def unfinished_request(engine: Engine, *, resume_key: str) -> Request | None:
-    """The newest pending or processing request that ``imgbatch run`` started with this
-    input and these options: the one the same command resumes."""
-    with read_tx(engine) as conn:
-        row = conn.execute(
-            select(Request)
-            .where(Request.resume_key == resume_key, Request.status.in_(ACTIVE_STATUSES))
-            .order_by(Request.created_at.desc())
-            .limit(1)
-        ).first()
-    return _request(row._mapping) if row else None
 
 
 def requests_by_prefix(engine: Engine, *, prefix: str, limit: int = 2) -> list[Request]:

@@ -28,7 +28,7 @@ def test_every_failure_is_accounted_for_and_no_url_is_cut(tmp_path: Path, origin
     for line, url in zip(shown, urls, strict=False):
         assert f"{url}: http_error" in line  # whole, though far wider than 80 columns
     assert f"  … and {FAILURES - 20} more" in err
-    assert f"output CSV: {tmp_path / 'in-output.csv'}" in err
+    assert f"output CSV: {(tmp_path / 'in-output.csv').resolve()}" in err
 
 
 def test_a_successful_run_says_where_its_images_are(

@@ -72,7 +72,7 @@ def print_summary(
         say(smaller)
     if request.processed_images:
         say(where_images_are(services, request))
-    say(f"output CSV: {output}")
+    say(f"output CSV: {output.resolve()}")
     if request.failed_images:
         print_failures(services, request, errors)
 

@@ -79,12 +79,13 @@ def run(
     services = open_services(settings)
     request_id: str | None = None
     try:
-        request_id = _resume_or_submit(services, input_csv, options, fresh=fresh)
+        request_id, done_before = _resume_or_submit(services, input_csv, options, fresh=fresh)
         started = time.monotonic()
         request = asyncio.run(work_to_the_end(services, request_id))
         errors = write_results(services, request, output)
+        seconds = time.monotonic() - started
         print_summary(
-            services, request, output=output, errors=errors, seconds=time.monotonic() - started
+            services, request, output=output, errors=errors, seconds=seconds, before=done_before
         )
     except Stopped as stopped:
         say_stopped(services, request_id)
@@ -119,7 +120,8 @@ def resume_key(input_csv: Path, options: OutputOptions) -> str:
 
 def _resume_or_submit(
     services: Services, input_csv: Path, options: OutputOptions, *, fresh: bool
-) -> str:
+) -> tuple[str, int]:
+    """The request to work on, and how many of its images were done before."""
     key = resume_key(input_csv, options)
     earlier = None if fresh else unfinished_request(services.engine, resume_key=key)
     if earlier is not None:
@@ -128,10 +130,10 @@ def _resume_or_submit(
             f"resuming request {earlier.id}: {done} of {earlier.total_images} images already "
             "done (--fresh starts over)"
         )
-        return earlier.id
+        return earlier.id, done
     try:
         with input_csv.open("rb") as data:
-            return submit_csv(services, data, resume_key=key)
+            return submit_csv(services, data, resume_key=key), 0
     except CsvInvalid as invalid:
         _print_csv_problems(input_csv, invalid)
         raise typer.Exit(2) from None

@@ -62,11 +62,19 @@ def where_images_are(services: Services, request: Request) -> str:
 
 
 def print_summary(
-    services: Services, request: Request, *, output: Path, errors: Path | None, seconds: float
+    services: Services,
+    request: Request,
+    *,
+    output: Path,
+    errors: Path | None,
+    seconds: float,
+    before: int = 0,
 ) -> None:
-    done = request.processed_images + request.failed_images
-    rate = f" ({done / seconds:.1f} images/s)" if seconds > 0 and done else ""
-    say(f"{request.status}: {counts(request)}, in {seconds:.1f} s{rate}.")
+    """``before``: images a resumed request had done in earlier runs (not in the rate)."""
+    done = request.processed_images + request.failed_images - before
+    rate = f" ({done / seconds:.1f} images/s)" if seconds > 0 and done > 0 else ""
+    earlier = f" ({before} done by an earlier run)" if before else ""
+    say(f"{request.status}: {counts(request)}{earlier}, in {seconds:.1f} s{rate}.")
     smaller = savings(request)
     if smaller:
         say(smaller)

@@ -254,6 +254,7 @@ def capture(cap: Capture, receiver: Receiver) -> None:
         f"curl -sS -i {SHOWN_BASE}/api/v1/requests/{b}/output.csv",
         expect=200,
     )
+    cap.curl("errors-csv", f"curl -sS -i {SHOWN_BASE}/api/v1/requests/{b}/errors.csv", expect=200)
     cap.curl("retry", f"curl -sS -i -X POST {SHOWN_BASE}/api/v1/requests/{b}/retry", expect=202)
     finished(b)
     cap.curl("retry-409", f"curl -sS -i -X POST {SHOWN_BASE}/api/v1/requests/{a}/retry", expect=409)

@@ -486,6 +486,22 @@ pm.test("the failed image's place is empty", () => {
 """,
         ),
         request(
+            "Errors file",
+            "GET",
+            "/api/v1/requests/{{brokenId}}/errors.csv",
+            description="The rows with a failed image: only the failed URLs, then Errors.",
+            tests="""
+pm.test("status 200", () => pm.response.to.have.status(200));
+const lines = pm.response.text().replace(/^\\uFEFF/, "").trim().split(/\\r?\\n/);
+pm.test("the header ends with Errors", () => {
+  pm.expect(lines[0]).to.match(/,Errors$/);
+});
+pm.test("the row names the failed URL and its error code", () => {
+  pm.expect(lines.slice(1).join("\\n")).to.include("http_error");
+});
+""",
+        ),
+        request(
             "Retry the failed image",
             "POST",
             "/api/v1/requests/{{brokenId}}/retry",

@@ -13,6 +13,8 @@ from typing import Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from imgbatch import __version__
+
 MiB = 1024 * 1024
 
 
@@ -43,6 +45,8 @@ class Settings(BaseSettings):
     max_urls_per_row: int = Field(default=100, ge=1)
     max_url_length: int = Field(default=2048, ge=16)
     max_csv_errors: int = Field(default=100, ge=1)
+    # An .xlsx upload unpacked (every part of the archive): the zip-bomb guard.
+    max_workbook_bytes: int = Field(default=200 * MiB, ge=1)
 
     max_image_bytes: int = Field(default=25 * MiB, ge=1)
     max_image_pixels: int = Field(default=50_000_000, ge=1)
@@ -53,6 +57,10 @@ class Settings(BaseSettings):
     # Longest Retry-After we honour; a longer one is cut to this.
     fetch_retry_after_cap: float = Field(default=30.0, ge=0)
     allow_private_networks: str = ""
+    # Sent with every image download: some catalogue hosts refuse clients without one.
+    user_agent: str = Field(
+        default=f"imgbatch/{__version__} (image fetcher)", pattern=r"^[^\x00-\x1f\x7f]+$"
+    )
 
     webhook_secret: str | None = None
     webhook_retry_delays: str = "5,30,120,600,1800"

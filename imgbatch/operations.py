@@ -1,4 +1,5 @@
-"""What the API and the CLI both do with a request: submit a CSV, stream its output CSV."""
+"""What the API and the CLI both do with a request: submit a CSV, stream its output CSV
+and its errors file."""
 
 from __future__ import annotations
 
@@ -6,10 +7,10 @@ import uuid
 from collections.abc import Iterator
 from typing import BinaryIO
 
-from imgbatch.csvfile import CsvHeader, CsvLimits, open_csv, output_csv
+from imgbatch.csvfile import CsvHeader, CsvLimits, errors_csv, open_csv, output_csv
 from imgbatch.db.ingest import create_request
 from imgbatch.db.models import Request
-from imgbatch.db.reads import output_rows
+from imgbatch.db.reads import error_rows, output_rows
 from imgbatch.runtime import Services
 
 
@@ -48,6 +49,12 @@ def output_csv_text(services: Services, request: Request) -> Iterator[str]:
             yield serial, name, urls_cell, [storage.url_for(key) if key else None for key in keys]
 
     return output_csv(CsvHeader.from_json(request.csv_header), rows())
+
+
+def errors_csv_text(services: Services, request: Request) -> Iterator[str]:
+    """The errors file of a request (SPEC §4): the rows with a failed image, streamed."""
+    rows = error_rows(services.engine, request_id=request.id)
+    return errors_csv(CsvHeader.from_json(request.csv_header), rows)
 
 
 def in_blocks(lines: Iterator[str], size: int = 256 * 1024) -> Iterator[str]:

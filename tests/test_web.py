@@ -216,11 +216,21 @@ def test_failed_image_shows_its_reason_and_retry_fixes_it(
     expect(page.locator("#request-size")).to_have_text("· 1 product, 2 images")
     expect(page.locator("#products .product-summary")).to_contain_text("2 images · 1 failed")
 
+    # The errors file sits next to the output CSV: the failed row, its URL and reason.
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Download errors file").click()
+    rows = list(csv.reader(io.StringIO(download.value.path().read_text(encoding="utf-8"))))
+    assert rows == [
+        ["S. No.", "Product Name", "Input Image Urls", "Errors"],
+        ["1", "SKU1", late, f"{late}: http_error: the server answered 404 Not Found"],
+    ]
+
     photo_host.serve_file("/late.jpg", photos[1])
     page.get_by_role("button", name="Retry failed images").click()
     expect(page.locator("#request-status")).to_have_text("completed", timeout=SLOW)
     expect(page.locator("#products .image.status-succeeded")).to_have_count(2)
     expect(failed).to_have_count(0)
+    expect(page.get_by_role("link", name="Download errors file")).to_be_hidden()
 
 
 def test_rejected_csv_lists_every_error_with_its_line(

@@ -27,6 +27,10 @@ class StatusBody(BaseModel):
     updated_at: datetime
     finished_at: datetime | None
     output_csv_url: str | None
+    errors_csv_url: str | None = Field(
+        description="the errors file (rows with a failed image) once finished; null when "
+        "no image failed"
+    )
     webhook_url: str | None
     webhook_status: str | None
     # Beyond the SPEC: bytes downloaded and written for succeeded images, for the savings.
@@ -51,6 +55,11 @@ class StatusBody(BaseModel):
             output_csv_url=(
                 f"{settings.public_url}/api/v1/requests/{request.id}/output.csv"
                 if terminal
+                else None
+            ),
+            errors_csv_url=(
+                f"{settings.public_url}/api/v1/requests/{request.id}/errors.csv"
+                if terminal and request.failed_images
                 else None
             ),
             webhook_url=request.webhook_url,

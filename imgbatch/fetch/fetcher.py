@@ -38,16 +38,28 @@ from imgbatch.fetch.failures import (
     as_image_error,
     parse_retry_after,
 )
+from imgbatch.fetch.inflate import BoundedDecoder
+from imgbatch.fetch.sharelinks import direct_download_url, web_page_error
 from imgbatch.fetch.transport import Resolver, safe_async_client, system_resolver
 
 MAX_REDIRECTS = 5
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
-REQUEST_HEADERS = {
-    "User-Agent": "imgbatch/0.1 (image fetcher)",
-    "Accept": "image/*,*/*;q=0.5",
-    # Images gain nothing from compression, and a compressed body can hide its real size.
-    "Accept-Encoding": "identity",
-}
+# The formats we decode first, then any image, then anything (a host that answers
+# everything else with 406 still gets a chance to send its file).
+ACCEPT = (
+    "image/jpeg,image/png,image/webp,image/avif,image/gif,image/bmp,image/tiff,"
+    "image/x-icon;q=0.9,image/*;q=0.8,*/*;q=0.5"
+)
+
+
+def request_headers(settings: Settings) -> dict[str, str]:
+    return {
+        "User-Agent": settings.user_agent,
+        "Accept": ACCEPT,
+        # Images gain nothing from compression, and a compressed body can hide its real
+        # size (a server that compresses anyway is decoded within the limit: inflate.py).
+        "Accept-Encoding": "identity",
+    }
 
 
 @dataclass(frozen=True)
@@ -100,6 +112,7 @@ class Fetcher:
         self._policy = policy or AddressPolicy.from_settings(settings)
         self._timeout = settings.fetch_timeout
         self._max_bytes = settings.max_image_bytes
+        self._headers = request_headers(settings)
         self._retries = settings.fetch_retries
         self._retry_after_cap = settings.fetch_retry_after_cap
         # The Retry-After cap bounds our own backoff too: no wait between attempts is longer.
@@ -133,8 +146,10 @@ class Fetcher:
         await self._client.aclose()
 
     async def fetch(self, url: str) -> Fetched:
-        """Download ``url``, retrying transient failures; raises ImageError."""
-        self._policy.check_url(url)
+        """Download ``url`` (a share link: its direct download), retrying transient
+        failures; raises ImageError."""
+        target = direct_download_url(url)
+        self._policy.check_url(target)
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self._retries + 1),
             wait=self._wait,
@@ -142,12 +157,15 @@ class Fetcher:
             reraise=True,
         )
         try:
-            return await retrying(self._attempt, url)
+            fetched: Fetched = await retrying(self._attempt, target)
         except Exception as exc:
             error = as_image_error(exc)
             if error is None:
                 raise
             raise error from exc
+        if (page := web_page_error(url, fetched.content_type)) is not None:
+            raise page
+        return Fetched(url, fetched.final_url, fetched.content, fetched.content_type)
 
     def _wait(self, state: RetryCallState) -> float:
         failure = state.outcome.exception() if state.outcome else None
@@ -167,7 +185,7 @@ class Fetcher:
         current = url
         for _ in range(MAX_REDIRECTS + 1):
             self._policy.check_url(current)
-            async with self._client.stream("GET", current, headers=REQUEST_HEADERS) as response:
+            async with self._client.stream("GET", current, headers=self._headers) as response:
                 location = response.headers.get("Location")
                 if response.status_code in REDIRECT_STATUSES and location:
                     current = str(response.url.join(location))
@@ -191,9 +209,10 @@ class Fetcher:
         declared = response.headers.get("Content-Length", "")
         if declared.isdigit() and int(declared) > self._max_bytes:
             raise TooLarge(self._max_bytes, int(declared))
+        # Raw bytes, decoded here within the limit: httpx would inflate a whole read at once.
+        decoder = BoundedDecoder(response.headers.get("Content-Encoding"), self._max_bytes)
         body = bytearray()
-        async for chunk in response.aiter_bytes():
-            body += chunk
-            if len(body) > self._max_bytes:
-                raise TooLarge(self._max_bytes)
+        async for chunk in response.aiter_raw():
+            body += decoder.feed(chunk)
+        body += decoder.flush()
         return bytes(body)

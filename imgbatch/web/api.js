@@ -60,9 +60,16 @@ export const retryRequest = (requestId) => call("POST", `/requests/${id(requestI
 /** Where the output CSV is served, on this page's own origin. */
 export const outputCsvPath = (requestId) => `${BASE}/requests/${id(requestId)}/output.csv`;
 
-/** Fetch the output CSV with the API key and hand it to the browser as a download. */
-export async function downloadWithKey(requestId) {
-  const response = await fetch(outputCsvPath(requestId), { headers: authHeaders() });
+/** Where the errors file (rows with a failed image) is served. */
+export const errorsCsvPath = (requestId) => `${BASE}/requests/${id(requestId)}/errors.csv`;
+
+/** Fetch a request's CSV with the API key and hand it to the browser as a download. */
+export async function downloadWithKey(
+  requestId,
+  path = outputCsvPath(requestId),
+  filename = `${requestId}.csv`,
+) {
+  const response = await fetch(path, { headers: authHeaders() });
   if (!response.ok) {
     const body = await response.json().catch(() => null);
     throw new ApiError(response.status, body?.detail ?? null);
@@ -70,7 +77,7 @@ export async function downloadWithKey(requestId) {
   const url = URL.createObjectURL(await response.blob());
   const link = Object.assign(document.createElement("a"), {
     href: url,
-    download: `${requestId}.csv`,
+    download: filename,
   });
   document.body.appendChild(link);
   link.click();

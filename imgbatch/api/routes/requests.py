@@ -22,13 +22,16 @@ from imgbatch.db.reads import get_request, list_requests, products_page
 from imgbatch.db.work import cancel_request, retry_request
 from imgbatch.errors import CsvError, CsvInvalid, ImageError
 from imgbatch.fetch import AddressPolicy
-from imgbatch.operations import in_blocks, output_csv_text, submit_csv
+from imgbatch.operations import errors_csv_text, in_blocks, output_csv_text, submit_csv
 
 router = APIRouter(prefix="/api/v1", tags=["requests"])
 
 UPLOAD_RESPONSES: dict[int | str, dict[str, object]] = {
-    400: {"description": "the file cannot be read as CSV (empty, binary, not UTF-8)"},
-    413: {"description": "the file is larger than IMGBATCH_MAX_UPLOAD_BYTES"},
+    400: {"description": "the file cannot be read as CSV (empty, binary, not UTF-8 or UTF-16)"},
+    413: {
+        "description": "the file is larger than IMGBATCH_MAX_UPLOAD_BYTES, or a workbook "
+        "unpacks to more than IMGBATCH_MAX_WORKBOOK_BYTES"
+    },
     422: {"description": "wrong headers or rows: every error with its line and column"},
 }
 
@@ -37,7 +40,9 @@ def upload(
     services: ServicesDep,
     owner: OwnerDep,
     response: Response,
-    file: Annotated[UploadFile, File(description="the CSV of products and image URLs")],
+    file: Annotated[
+        UploadFile, File(description="the CSV (or .xlsx workbook) of products and image URLs")
+    ],
     webhook_url: Annotated[str | None, Form(description="called when the request finishes")] = None,
 ) -> StatusBody:
     """Validate the CSV and store the request; processing starts at once (202)."""
@@ -133,6 +138,23 @@ def output(request: RequestDep, services: ServicesDep) -> StreamingResponse:
         in_blocks(output_csv_text(services, request)),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{request.id}.csv"'},
+    )
+
+
+@router.get(
+    "/requests/{request_id}/errors.csv",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/csv": {}}}, 409: {"description": "not finished yet"}},
+)
+def errors(request: RequestDep, services: ServicesDep) -> StreamingResponse:
+    """The errors file: the rows with a failed image, only the failed URLs, then Errors.
+    Fix the URLs and upload it again as it is to retry just those images."""
+    if request.status not in TERMINAL_STATUSES:
+        raise HTTPException(409, StatusBody.of(request, services.settings).model_dump(mode="json"))
+    return StreamingResponse(
+        in_blocks(errors_csv_text(services, request)),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{request.id}-errors.csv"'},
     )
 
 

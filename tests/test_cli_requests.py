@@ -60,6 +60,12 @@ def test_list_show_export_retry(tmp_path: Path, origin: Origin, photos: list[Pat
     rows = list(csv.reader(exported.stdout.splitlines()))
     assert rows[1][3].endswith(f"/files/{request_id}/0.jpg") and rows[2][3] == ""
 
+    errors = run_cli(["requests", "export", request_id, "--errors"], data)
+    assert errors.returncode == 0, errors.stderr
+    rows = list(csv.reader(errors.stdout.splitlines()))
+    assert rows[0][-1] == "Errors" and len(rows) == 2
+    assert rows[1][2].endswith("/flaky.jpg") and ": http_error: " in rows[1][3]
+
     retried = run_cli(["requests", "retry", request_id], data, **allow)
     assert retried.returncode == 0, retried.stderr
     assert "1 images of request" in retried.stderr and "completed: 2 of 2" in retried.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 from tests.cli import run_cli
@@ -29,6 +30,11 @@ def test_every_failure_is_accounted_for_and_no_url_is_cut(tmp_path: Path, origin
         assert f"{url}: http_error" in line  # whole, though far wider than 80 columns
     assert f"  … and {FAILURES - 20} more" in err
     assert f"output CSV: {(tmp_path / 'in-output.csv').resolve()}" in err
+    errors_file = (tmp_path / "in-output-errors.csv").resolve()
+    assert err.rstrip().endswith(f"ready to fix and run again): {errors_file}")
+    rows = list(csv.reader(errors_file.read_text(encoding="utf-8").splitlines()))
+    assert rows[0][-1] == "Errors" and len(rows) == FAILURES + 1  # every one, not 20
+    assert [row[2] for row in rows[1:]] == urls
 
 
 def test_a_successful_run_says_where_its_images_are(
@@ -47,3 +53,5 @@ def test_a_successful_run_says_where_its_images_are(
     assert Path(folder).parent == (data / "images").resolve()
     assert any(Path(folder).iterdir())
     assert f"served under https://img.test/files/{Path(folder).name}/" in images_line
+    assert "errors file" not in result.stderr
+    assert not (tmp_path / "in-output-errors.csv").exists()

@@ -24,7 +24,7 @@ from imgbatch.cli.summary import counts, print_failures, savings, say
 from imgbatch.db.models import TERMINAL_STATUSES, Request
 from imgbatch.db.reads import list_requests, requests_by_prefix
 from imgbatch.db.work import cancel_request, retry_request
-from imgbatch.operations import output_csv_text
+from imgbatch.operations import errors_csv_text, output_csv_text
 from imgbatch.runtime import Services, open_services
 
 requests_app = typer.Typer(help="The requests in the local database.", no_args_is_help=True)
@@ -164,10 +164,7 @@ def export(
         if request.status not in TERMINAL_STATUSES:
             say(f"imgbatch: request {request.id} is still {request.status}; export it once done")
             raise typer.Exit(1)
-        if errors:
-            say("imgbatch: the errors file is not available in this version")
-            raise typer.Exit(1)
-        lines = output_csv_text(services, request)
+        lines = (errors_csv_text if errors else output_csv_text)(services, request)
         if output is None:
             sys.stdout.writelines(lines)
             return

@@ -29,7 +29,7 @@ from imgbatch.db.models import TERMINAL_STATUSES, Request, RequestStatus
 from imgbatch.db.reads import get_request
 from imgbatch.db.resume import unfinished_request
 from imgbatch.errors import CsvError, CsvInvalid
-from imgbatch.operations import output_csv_text, submit_csv
+from imgbatch.operations import errors_csv_text, output_csv_text, submit_csv
 from imgbatch.options import OutputOptions
 from imgbatch.runtime import Services, background_work, open_services
 
@@ -193,10 +193,21 @@ async def _follow(services: Services, request_id: str) -> Request:
                 await asyncio.sleep(0.2)
 
 
+def errors_path(output: Path) -> Path:
+    """Where a run writes its errors file (SPEC §4): beside the output CSV."""
+    return output.with_name(f"{output.stem}-errors{output.suffix or '.csv'}")
+
+
 def write_results(services: Services, request: Request, output: Path) -> Path | None:
-    """Write the output CSV (whole, or not at all); returns the errors file, if any."""
+    """Write the output CSV, and the errors file when an image failed (each whole, or not
+    at all); returns the errors file's path, if one was written."""
     _write_whole(output, output_csv_text(services, request))
-    return None
+    errors = errors_path(output)
+    if not request.failed_images:
+        errors.unlink(missing_ok=True)  # an earlier run's list of failures is stale now
+        return None
+    _write_whole(errors, errors_csv_text(services, request))
+    return errors
 
 
 def _write_whole(path: Path, lines: Iterable[str]) -> None:

@@ -95,4 +95,4 @@ def print_failures(services: Services, request: Request, errors: Path | None) ->
     if total > len(failures):
         say(f"  … and {total - len(failures)} more")
     if errors is not None:
-        say(f"errors file (every failed image, ready to fix and run again): {errors}")
+        say(f"errors file (every failed image, ready to fix and run again): {errors.resolve()}")

@@ -19,7 +19,14 @@ from typing import Annotated, Any
 import typer
 
 from imgbatch.cli.checks import settings_or_exit
-from imgbatch.cli.run import STOPPED_BY, Stopped, raise_stopped, say_stopped, work_to_the_end
+from imgbatch.cli.run import (
+    Stopped,
+    on_stop_signal,
+    raise_stopped,
+    reap_helper_processes,
+    say_stopped,
+    work_to_the_end,
+)
 from imgbatch.cli.summary import counts, print_failures, savings, say
 from imgbatch.db.models import TERMINAL_STATUSES, Request
 from imgbatch.db.reads import list_requests, requests_by_prefix
@@ -123,8 +130,7 @@ def cancel(request_id: RequestId) -> None:
 def retry(request_id: RequestId) -> None:
     """Queue the failed images of a finished request again (and the cancelled ones of a
     cancelled request) and, without a broker, process them here."""
-    for signum in STOPPED_BY:
-        signal.signal(signum, raise_stopped)
+    on_stop_signal(raise_stopped)
     with local_services() as services:
         request = find(services, request_id)
         queued = retry_request(services.engine, request_id=request.id)
@@ -140,8 +146,11 @@ def retry(request_id: RequestId) -> None:
         try:
             request = asyncio.run(work_to_the_end(services, request.id))
         except Stopped as stopped:
+            on_stop_signal(signal.SIG_IGN)  # stopping already: another Ctrl-C changes nothing
             say_stopped(services, request.id)
             raise typer.Exit(stopped.code) from None
+        finally:
+            reap_helper_processes()
         say(f"{request.status}: {counts(request)}, in {time.monotonic() - started:.1f} s.")
         if request.failed_images:
             print_failures(services, request, None)

@@ -9,12 +9,13 @@ done, and says how to go on.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import os
 import signal
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import FrameType
 from typing import Annotated
@@ -67,8 +68,7 @@ def run(
     Ctrl-C/SIGTERM.
     """
     logging.basicConfig(level=logging.WARNING)
-    for signum in STOPPED_BY:
-        signal.signal(signum, raise_stopped)
+    on_stop_signal(raise_stopped)
     settings = settings_or_exit()
     output = output or input_csv.with_name(f"{input_csv.stem}-output.csv")
     problem = output_problem(output, input_csv)
@@ -82,17 +82,40 @@ def run(
         request_id, done_before = _resume_or_submit(services, input_csv, options, fresh=fresh)
         started = time.monotonic()
         request = asyncio.run(work_to_the_end(services, request_id))
+        on_stop_signal(raise_stopped)  # the loop's own handlers are gone with it
         errors = write_results(services, request, output)
         seconds = time.monotonic() - started
         print_summary(
             services, request, output=output, errors=errors, seconds=seconds, before=done_before
         )
     except Stopped as stopped:
-        say_stopped(services, request_id)
+        on_stop_signal(signal.SIG_IGN)  # stopping already: another Ctrl-C changes nothing
+        say_stopped(services, request_id, output=output)
         raise typer.Exit(stopped.code) from None
     finally:
         services.engine.dispose()
+        reap_helper_processes()
+    # Everything is written and said: a signal now changes nothing about the outcome.
+    on_stop_signal(signal.SIG_IGN)
     raise typer.Exit(0 if request.status == RequestStatus.COMPLETED else 1)
+
+
+def on_stop_signal(handler: Callable[[int, FrameType | None], None] | int) -> None:
+    for signum in STOPPED_BY:
+        signal.signal(signum, handler)
+
+
+def reap_helper_processes() -> None:
+    """Stop the forkserver and the resource tracker multiprocessing started, and wait for
+    them: left to notice this process's exit on their own, they outlive it by a moment.
+    (Private methods, used by CPython's own tests; absent ones are skipped.)"""
+    from multiprocessing import forkserver, resource_tracker
+
+    for helper in (forkserver._forkserver, resource_tracker._resource_tracker):
+        stop = getattr(helper, "_stop", None)
+        if stop is not None:
+            with contextlib.suppress(OSError, ChildProcessError):
+                stop()
 
 
 def output_problem(output: Path, input_csv: Path) -> str | None:
@@ -220,10 +243,16 @@ def _write_whole(path: Path, lines: Iterable[str]) -> None:
         partial.unlink(missing_ok=True)
 
 
-def say_stopped(services: Services, request_id: str | None) -> None:
+def say_stopped(services: Services, request_id: str | None, *, output: Path | None = None) -> None:
     request = get_request(services.engine, request_id=request_id) if request_id else None
     if request is None:
         say("stopped before any work was stored.")
+        return
+    if request.status in TERMINAL_STATUSES and output is not None:
+        say(
+            f"stopped: request {request.id} is {request.status}, but {output} was not written; "
+            f"`imgbatch requests export {request.id} -o {output}` writes it."
+        )
         return
     done = request.processed_images + request.failed_images
     say(

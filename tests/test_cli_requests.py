@@ -100,7 +100,7 @@ def test_cancel_an_unfinished_request_and_unknown_ids(tmp_path: Path) -> None:
     again = run_cli(["requests", "cancel", request_id], data)
     assert again.returncode == 1 and "already finished" in again.stderr
 
-    for command in (["show"], ["cancel"], ["retry"], ["export"], ["delete"]):
+    for command in (["show"], ["cancel"], ["retry"], ["export"]):
         unknown = run_cli(["requests", *command, "00000000-dead"], data)
         assert unknown.returncode == 1, command
         assert "no request with the id '00000000-dead'" in unknown.stderr

@@ -182,6 +182,16 @@ pm.test("its photos are served here", () => {
 """,
         ),
         request(
+            "Webhook secret",
+            "GET",
+            "/api/v1/webhook-secret",
+            description="With API keys, the calling key's signing secret; without keys "
+            "(as here) a 404 naming the one secret.",
+            tests="""
+pm.test("status 404 without API keys", () => pm.response.to.have.status(404));
+""",
+        ),
+        request(
             "Sample photo",
             "GET",
             "/samples/chelsea.jpg",
@@ -612,6 +622,24 @@ pm.test("active again", () => {{
             tests="""
 pm.test("status 200", () => pm.response.to.have.status(200));
 pm.test("cancelled", () => pm.expect(pm.response.json().status).to.eql("cancelled"));
+""",
+        ),
+        request(
+            "Delete it",
+            "DELETE",
+            "/api/v1/requests/{{batchId}}",
+            description="204: a finished or cancelled request goes, with every stored image.",
+            tests="""
+pm.test("status 204", () => pm.response.to.have.status(204));
+""",
+        ),
+        request(
+            "It is gone",
+            "GET",
+            "/api/v1/requests/{{batchId}}",
+            description="404 once deleted.",
+            tests="""
+pm.test("status 404", () => pm.response.to.have.status(404));
 """,
         ),
     ],

@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     s3_public_base_url: str | None = None
     s3_presign_seconds: int = Field(default=7 * 24 * 3600, ge=60, le=7 * 24 * 3600)
     public_url: str = "http://127.0.0.1:8000"
+    # Base of the sample CSV's photo URLs, when workers reach this service by another name
+    # than browsers do (compose: http://api:8000); default: public_url.
+    sample_base_url: str | None = None
 
     quality: int = Field(default=50, ge=1, le=95)
     workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, le=256)
@@ -75,6 +78,12 @@ class Settings(BaseSettings):
     celery_queue: str = Field(default="imgbatch", min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$")
 
     api_keys: str = ""
+    # Per API key: "key:whsec_...,key2:whsec_..."; a key not listed gets a generated secret.
+    webhook_secrets: str = ""
+    max_pending_images: int = Field(default=1_000_000, ge=1)
+    uploads_per_minute: int = Field(default=60, ge=1)
+    # Finished requests older than this many days are deleted with their images; 0 keeps all.
+    retention_days: float = Field(default=0, ge=0)
 
     @field_validator("public_url")
     @classmethod
@@ -110,6 +119,21 @@ class Settings(BaseSettings):
     def api_key_list(self) -> list[str]:
         return _split_csv(self.api_keys)
 
+    @cached_property
+    def webhook_secret_map(self) -> dict[str, str]:
+        """IMGBATCH_WEBHOOK_SECRETS as {api key: secret}."""
+        pairs = (part.partition(":") for part in _split_csv(self.webhook_secrets))
+        return {key.strip(): secret.strip() for key, _, secret in pairs}
+
+    @field_validator("webhook_secrets")
+    @classmethod
+    def _check_secret_pairs(cls, value: str) -> str:
+        for part in _split_csv(value):
+            key, colon, secret = part.partition(":")
+            if not colon or not key.strip() or not secret.strip():
+                raise ValueError("expected comma-separated key:whsec_... pairs")
+        return value
+
     @property
     def effective_database_url(self) -> str:
         if self.database_url:
@@ -121,6 +145,14 @@ class Settings(BaseSettings):
         if self.storage_url:
             return self.storage_url
         return (self.data_dir / "images").resolve().as_uri()
+
+    def output_csv_url(self, request_id: str) -> str:
+        """Where a finished request's output CSV is downloaded (status body and webhook)."""
+        return f"{self.public_url}/api/v1/requests/{request_id}/output.csv"
+
+    def errors_csv_url(self, request_id: str) -> str:
+        """Where a finished request's errors file (SPEC §4) is downloaded."""
+        return f"{self.public_url}/api/v1/requests/{request_id}/errors.csv"
 
     @property
     def embedded(self) -> bool:

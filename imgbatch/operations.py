@@ -21,12 +21,16 @@ def submit_csv(
     webhook_url: str | None = None,
     owner: str | None = None,
     resume_key: str | None = None,
+    runner_id: str | None = None,
+    request_id: str | None = None,
 ) -> str:
-    """Validate and store a CSV as a new request, and wake the scheduler; returns its id.
+    """Validate and store a CSV as a new request, and wake the upkeep; returns its id
+    (``request_id`` when given: an idempotent upload claims its id first). With
+    ``runner_id`` the request is pinned to that runner while it lives.
 
     Raises CsvError (nothing stored) when the file is rejected.
     """
-    request_id = str(uuid.uuid4())
+    request_id = request_id or str(uuid.uuid4())
     reader = open_csv(data, CsvLimits.from_settings(services.settings))
     create_request(
         services.engine,
@@ -35,6 +39,7 @@ def submit_csv(
         webhook_url=webhook_url,
         owner=owner,
         resume_key=resume_key,
+        runner_id=runner_id,
     )
     services.wake()
     return request_id

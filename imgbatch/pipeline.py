@@ -14,18 +14,29 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
 
+import sqlalchemy.exc
 from sqlalchemy import Engine
 
 from imgbatch.config import Settings
-from imgbatch.db.work import Chunk, ChunkImage, ImageResult, record_results, start_chunk
+from imgbatch.db.leases import start_chunk
+from imgbatch.db.work import (
+    Chunk,
+    ChunkImage,
+    ImageResult,
+    cancelled_seqs,
+    record_results,
+    request_is_active,
+)
 from imgbatch.errors import ErrorCode, ImageError
-from imgbatch.fetch import Fetcher
+from imgbatch.fetch import Fetcher, GoOn, Stopped
 from imgbatch.imaging import Compressed, compress
 from imgbatch.storage import Storage, image_key
+from imgbatch.work_metrics import ChunkTally
 
 log = logging.getLogger(__name__)
 
-Compress = Callable[[bytes], Awaitable[Compressed]]
+# Bytes in, compressed out; the tally times the codec alone, not the wait for it.
+Compress = Callable[[bytes, ChunkTally], Awaitable[Compressed]]
 
 
 def thread_compressor(settings: Settings) -> Compress:
@@ -39,9 +50,10 @@ def thread_compressor(settings: Settings) -> Compress:
     work = partial(compress, quality=settings.quality, max_pixels=settings.max_image_pixels)
     gate = asyncio.Semaphore(1)
 
-    async def run(data: bytes) -> Compressed:
+    async def run(data: bytes, tally: ChunkTally) -> Compressed:
         async with gate:
-            return await asyncio.to_thread(work, data)
+            with tally.timing("encode"):
+                return await asyncio.to_thread(work, data)
 
     return run
 
@@ -57,31 +69,76 @@ class Workbench:
     compress: Compress
 
 
-async def process_chunk(bench: Workbench, chunk: Chunk) -> bool:
-    """Run one chunk to the end; True when it finished its request."""
-    images = await asyncio.to_thread(
-        start_chunk, bench.engine, chunk=chunk, lease_seconds=bench.settings.lease_seconds
+async def process_chunk(bench: Workbench, chunk: Chunk, *, owner: str) -> bool:
+    """Run one chunk to the end in the runner ``owner``; True when it finished its request.
+
+    A cancel stops it: each download and each store first asks whether the request is
+    still active (one primary-key read), and an output stored while a cancel landed is
+    deleted again once the results are recorded.
+    """
+    images, finished = await asyncio.to_thread(
+        start_chunk,
+        bench.engine,
+        chunk=chunk,
+        lease_seconds=bench.settings.lease_seconds,
+        owner=owner,
     )
     if not images:
-        return False  # a redelivered chunk whose work is already done or cancelled
-    results = await asyncio.gather(
-        *(process_image(bench, chunk.request_id, image) for image in images)
+        return finished  # a redelivered chunk whose work is done or cancelled, or worn out
+
+    async def go_on() -> bool:
+        try:
+            return await asyncio.to_thread(
+                request_is_active, bench.engine, request_id=chunk.request_id
+            )
+        except sqlalchemy.exc.SQLAlchemyError:
+            return True  # cannot tell now; the record is conditional, and undone if need be
+
+    tally = ChunkTally()
+    outcomes = await asyncio.gather(
+        *(process_image(bench, chunk.request_id, image, go_on, tally) for image in images)
     )
-    return await asyncio.to_thread(
+    results = [result for result in outcomes if result is not None]
+    finished = await asyncio.to_thread(
         record_results, bench.engine, request_id=chunk.request_id, results=results
     )
+    tally.count_results(results)
+    await asyncio.to_thread(tally.save, bench.engine)
+    stored = [result.seq for result in results if result.output_key]
+    if stored:
+        await _undo_cancelled(bench, chunk.request_id, stored)
+    return finished
 
 
-async def process_image(bench: Workbench, request_id: str, image: ChunkImage) -> ImageResult:
+async def _undo_cancelled(bench: Workbench, request_id: str, stored: list[int]) -> None:
+    """Delete outputs of images cancelled between their store and the record."""
+    cancelled = await asyncio.to_thread(
+        cancelled_seqs, bench.engine, request_id=request_id, seqs=stored
+    )
+    if cancelled:
+        keys = [image_key(request_id, seq) for seq in cancelled]
+        await asyncio.to_thread(bench.storage.delete, keys)
+
+
+async def process_image(
+    bench: Workbench, request_id: str, image: ChunkImage, go_on: GoOn, tally: ChunkTally
+) -> ImageResult | None:
+    """One image's result, or None when its request was cancelled meanwhile."""
     try:
-        fetched = await bench.fetcher.fetch(image.url)
-        compressed = await bench.compress(fetched.content)
+        with tally.timing("fetch"):
+            fetched = await bench.fetcher.fetch(image.url, go_on=go_on)
+        compressed = await bench.compress(fetched.content, tally)
+        if not await go_on():
+            return None
         key = image_key(request_id, image.seq)  # deterministic: a redo overwrites
-        await asyncio.to_thread(bench.storage.put, key, compressed.data)
+        with tally.timing("store"):
+            await asyncio.to_thread(bench.storage.put, key, compressed.data)
+    except Stopped:
+        return None
     except ImageError as error:
         return ImageResult(image.seq, False, error_code=error.code, error=error.message)
     except Exception:
-        # A bug, or a worker process that died: the image fails, its siblings go on.
+        # A bug: the image fails, its siblings go on.
         log.exception("unexpected error processing %s", image.url)
         return ImageResult(
             image.seq,

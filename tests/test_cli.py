@@ -5,16 +5,14 @@ from __future__ import annotations
 import csv
 import os
 import subprocess
-import sys
 from pathlib import Path
 
+import openpyxl
 import pytest
 from sqlalchemy import create_engine, inspect
 
-from tests.helpers import csv_bytes
+from tests.helpers import IMGBATCH, csv_bytes
 from tests.origin import Origin
-
-IMGBATCH = str(Path(sys.executable).with_name("imgbatch"))
 
 
 def run_cli(args: list[str], data_dir: Path, **env: str) -> subprocess.CompletedProcess[str]:
@@ -59,6 +57,23 @@ def test_run_exits_1_when_some_images_fail(
     assert "completed_with_errors" in result.stderr and "http_error" in result.stderr
     rows = list(csv.reader((tmp_path / "in-output.csv").read_text().splitlines()))
     assert rows[1][3].endswith(",")  # the failed image leaves its place empty
+
+
+def test_run_reads_a_workbook_and_writes_a_csv_beside_it(
+    tmp_path: Path, photo_origin: Origin, photos: list[Path], allow: dict[str, str]
+) -> None:
+    book = openpyxl.Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.append(["S. No.", "Product Name", "Input Image Urls"])
+    sheet.append([1.0, "SKU1", photo_origin.url(f"/photos/{photos[0].name}")])
+    book.save(tmp_path / "catalogue.xlsx")
+    result = run_cli(["run", str(tmp_path / "catalogue.xlsx")], tmp_path / "data", **allow)
+    assert result.returncode == 0, result.stderr
+    text = (tmp_path / "catalogue-output.csv").read_text(encoding="utf-8")
+    rows = list(csv.reader(text.removeprefix("\ufeff").splitlines()))
+    assert text.startswith("\ufeff")
+    assert [row[:2] for row in rows] == [["S. No.", "Product Name"], ["1", "SKU1"]]
 
 
 def test_run_exits_2_for_an_invalid_csv_and_prints_every_error(tmp_path: Path) -> None:

@@ -6,19 +6,18 @@ import contextlib
 import csv
 import io
 import re
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 from playwright.sync_api import Browser, Error, Page, Route, expect, sync_playwright
 
-from tests.helpers import csv_bytes, wait_until
+from tests.helpers import csv_bytes, wait_terminal, wait_until
 from tests.live import LiveServer, launch_chromium, live_server, require_chromium
-from tests.origin import Origin
+from tests.origin import Origin, slow
 
-TERMINAL = {"completed", "completed_with_errors", "failed", "cancelled"}
 SLOW = 30_000  # ms: a whole request, start to end
 # The page writes ranges and savings the typographic way.
 DASH = "\u2013"
@@ -91,15 +90,6 @@ def write_csv(path: Path, rows: list[list[str]]) -> Path:
     with path.open("w", newline="", encoding="utf-8") as out:
         csv.writer(out).writerows([["S. No.", "Product Name", "Input Image Urls"], *rows])
     return path
-
-
-def wait_terminal(api: httpx.Client, request_id: str) -> dict[str, Any]:
-    def finished() -> dict[str, Any] | None:
-        body: dict[str, Any] = api.get(f"/api/v1/requests/{request_id}").json()
-        return body if body["status"] in TERMINAL else None
-
-    result: dict[str, Any] = wait_until(finished, timeout=SLOW / 1000)
-    return result
 
 
 def loaded_images(page: Page, selector: str) -> list[int]:
@@ -303,7 +293,7 @@ def test_narrow_screen_labels_and_keyboard(
     sample = api.get("/api/v1/sample.csv").content
     answer = api.post("/api/v1/requests", files={"file": ("sample.csv", sample, "text/csv")})
     request_id = answer.json()["request_id"]
-    wait_terminal(api, request_id)
+    wait_terminal(api, request_id, timeout=SLOW / 1000)
 
     page.set_viewport_size({"width": 375, "height": 740})
     page.goto(f"/#/requests/{request_id}")
@@ -356,11 +346,17 @@ def test_a_request_of_100000_images_stays_paginated(page: Page, api: httpx.Clien
     assert page.evaluate("document.getElementsByTagName('*').length") < 2500
 
 
-def unreachable_request(api: httpx.Client, rows: list[tuple[int, str, int]]) -> str:
-    """A request of (serial, name, image count) rows whose images are never fetched
-    (port 9 is not allowed): cancelled at once and left terminal."""
+def unreachable_request(api: httpx.Client, host: Origin, rows: list[tuple[int, str, int]]) -> str:
+    """A request of (serial, name, image count) rows, cancelled at once and left terminal
+    with every image cancelled: the origin holds each image for seconds, so none can
+    finish (nor fail) before the cancel lands."""
+    held = uuid.uuid4().hex
     products = [
-        (serial, name, [f"http://127.0.0.1:9/{serial}/{i}.jpg" for i in range(images)])
+        (
+            serial,
+            name,
+            [host.route(f"/held/{held}/{serial}/{i}.jpg", slow(b"", 5)) for i in range(images)],
+        )
         for serial, name, images in rows
     ]
     answer = api.post(
@@ -392,9 +388,11 @@ class HeldAnswers:
                 route.fulfill(response=route.fetch())
 
 
-def test_switching_requests_quickly_shows_only_the_latest(page: Page, api: httpx.Client) -> None:
-    first = unreachable_request(api, [(1, "FIRST-A", 3), (2, "FIRST-B", 3)])
-    second = unreachable_request(api, [(1, "SECOND", 1)])
+def test_switching_requests_quickly_shows_only_the_latest(
+    page: Page, api: httpx.Client, photo_host: Origin
+) -> None:
+    first = unreachable_request(api, photo_host, [(1, "FIRST-A", 3), (2, "FIRST-B", 3)])
+    second = unreachable_request(api, photo_host, [(1, "SECOND", 1)])
     held = HeldAnswers(page, re.compile(rf"/api/v1/requests/{first}(/products\?.*)?$"))
 
     page.goto(f"/#/requests/{first}")
@@ -412,8 +410,10 @@ def test_switching_requests_quickly_shows_only_the_latest(page: Page, api: httpx
     assert page.title() == "cancelled · imgbatch"
 
 
-def test_paging_quickly_shows_only_the_latest_page(page: Page, api: httpx.Client) -> None:
-    request_id = unreachable_request(api, [(n, f"SKU{n}", 1) for n in range(1, 71)])
+def test_paging_quickly_shows_only_the_latest_page(
+    page: Page, api: httpx.Client, photo_host: Origin
+) -> None:
+    request_id = unreachable_request(api, photo_host, [(n, f"SKU{n}", 1) for n in range(1, 71)])
     page.goto(f"/#/requests/{request_id}")
     products_range = page.locator("#products-range")
     expect(products_range).to_have_text(f"Products 1{DASH}20 of 70")
@@ -432,10 +432,14 @@ def test_paging_quickly_shows_only_the_latest_page(page: Page, api: httpx.Client
     expect(page.locator("#page-number")).to_have_value("3")
 
 
-def test_a_long_product_shows_its_first_images_until_asked(page: Page, api: httpx.Client) -> None:
-    request_id = unreachable_request(api, [(1, "MANY", 14), (2, "ONE", 1)])
+def test_a_long_product_shows_its_first_images_until_asked(
+    page: Page, api: httpx.Client, photo_host: Origin
+) -> None:
+    request_id = unreachable_request(api, photo_host, [(1, "MANY", 14), (2, "ONE", 1)])
     page.goto(f"/#/requests/{request_id}")
     expect(page.locator("#request-size")).to_have_text("· 2 products, 15 images")
+    # The list loads after the status: wait for it (all() does not).
+    expect(page.locator("#products .product")).to_have_count(2)
     many, one = page.locator("#products .product").all()
     expect(one.locator(".product-summary")).to_have_text("1 image")
     expect(many.locator(".product-summary")).to_have_text("14 images")

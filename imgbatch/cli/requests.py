@@ -21,6 +21,7 @@ import typer
 from imgbatch.cli.checks import settings_or_exit
 from imgbatch.cli.run import (
     Stopped,
+    forget_runner,
     on_stop_signal,
     raise_stopped,
     reap_helper_processes,
@@ -28,11 +29,12 @@ from imgbatch.cli.run import (
     work_to_the_end,
 )
 from imgbatch.cli.summary import counts, print_failures, savings, say
-from imgbatch.db.models import TERMINAL_STATUSES, Request
+from imgbatch.db.models import TERMINAL_STATUSES, Request, RunnerKind
 from imgbatch.db.reads import list_requests, requests_by_prefix
+from imgbatch.db.resume import pin_request
 from imgbatch.db.work import cancel_request, retry_request
 from imgbatch.operations import errors_csv_text, output_csv_text
-from imgbatch.runtime import Services, open_services
+from imgbatch.runtime import Services, become_runner, open_services
 
 requests_app = typer.Typer(help="The requests in the local database.", no_args_is_help=True)
 
@@ -53,6 +55,7 @@ def local_services() -> Iterator[Services]:
     try:
         yield services
     finally:
+        forget_runner(services)  # registered by a retry that worked here
         services.engine.dispose()
 
 
@@ -133,6 +136,10 @@ def retry(request_id: RequestId) -> None:
     on_stop_signal(raise_stopped)
     with local_services() as services:
         request = find(services, request_id)
+        if services.settings.embedded and request.status in TERMINAL_STATUSES:
+            # Pinned before its images are pending again: they are this process's to do.
+            me = become_runner(services, RunnerKind.RUN)
+            pin_request(services.engine, request_id=request.id, runner_id=me.id)
         queued = retry_request(services.engine, request_id=request.id)
         if not queued:
             running = request.status not in TERMINAL_STATUSES

@@ -26,13 +26,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from imgbatch.cli.checks import settings_or_exit
 from imgbatch.cli.summary import print_summary, say
-from imgbatch.db.models import TERMINAL_STATUSES, Request, RequestStatus
+from imgbatch.db.models import TERMINAL_STATUSES, Request, RequestStatus, RunnerKind
 from imgbatch.db.reads import get_request
-from imgbatch.db.resume import unfinished_request
+from imgbatch.db.resume import pin_request, unfinished_request
+from imgbatch.db.runners import unregister_runner
 from imgbatch.errors import CsvError, CsvInvalid
 from imgbatch.operations import errors_csv_text, output_csv_text, submit_csv
 from imgbatch.options import OutputOptions
-from imgbatch.runtime import Services, background_work, open_services
+from imgbatch.runtime import Services, background_work, become_runner, open_services
 
 # Exit statuses (SPEC §7): a shell's 128 + signal number.
 STOPPED_BY = {signal.SIGINT: 130, signal.SIGTERM: 143}
@@ -93,11 +94,21 @@ def run(
         say_stopped(services, request_id, output=output)
         raise typer.Exit(stopped.code) from None
     finally:
+        forget_runner(services)
         services.engine.dispose()
         reap_helper_processes()
     # Everything is written and said: a signal now changes nothing about the outcome.
     on_stop_signal(signal.SIG_IGN)
     raise typer.Exit(0 if request.status == RequestStatus.COMPLETED else 1)
+
+
+def forget_runner(services: Services) -> None:
+    """Unregister this process if it still is a runner (stopped or rejected before its
+    work began): its row would otherwise wait for the next start on this host."""
+    if services.me is not None:
+        with contextlib.suppress(Exception):
+            unregister_runner(services.engine, runner_id=services.me.id)
+        services.me = None
 
 
 def on_stop_signal(handler: Callable[[int, FrameType | None], None] | int) -> None:
@@ -146,8 +157,12 @@ def _resume_or_submit(
 ) -> tuple[str, int]:
     """The request to work on, and how many of its images were done before."""
     key = resume_key(input_csv, options)
+    # The request is pinned to this process: no server sharing the data dir takes its
+    # images (it would fetch them with its own settings, e.g. its own allow list).
+    me = become_runner(services, RunnerKind.RUN)
     earlier = None if fresh else unfinished_request(services.engine, resume_key=key)
     if earlier is not None:
+        pin_request(services.engine, request_id=earlier.id, runner_id=me.id)
         done = earlier.processed_images + earlier.failed_images
         say(
             f"resuming request {earlier.id}: {done} of {earlier.total_images} images already "
@@ -156,7 +171,7 @@ def _resume_or_submit(
         return earlier.id, done
     try:
         with input_csv.open("rb") as data:
-            return submit_csv(services, data, resume_key=key), 0
+            return submit_csv(services, data, runner_id=me.id, resume_key=key), 0
     except CsvInvalid as invalid:
         _print_csv_problems(input_csv, invalid)
         raise typer.Exit(2) from None
@@ -199,7 +214,7 @@ async def _follow(services: Services, request_id: str) -> Request:
         console=console,
         disable=not console.is_terminal,
     )
-    async with background_work(services):
+    async with background_work(services, RunnerKind.RUN):
         with progress:
             task = progress.add_task("images", total=None, failed=0)
             while True:

@@ -88,7 +88,7 @@ def worker(
     if not settings.broker_url:
         typer.echo("imgbatch: worker needs IMGBATCH_BROKER_URL (redis://… or amqp://…)", err=True)
         raise typer.Exit(2)
-    from imgbatch.dispatch.celery_app import run_worker
+    from imgbatch.dispatch.celery_worker import run_worker
 
     run_worker(settings, concurrency=concurrency or settings.workers, loglevel=loglevel.upper())
 

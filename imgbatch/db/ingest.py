@@ -73,6 +73,7 @@ def create_request(
     webhook_url: str | None = None,
     owner: str | None = None,
     resume_key: str | None = None,
+    runner_id: str | None = None,
 ) -> None:
     """Insert the request, its products and images; raise CsvInvalid (storing nothing)."""
     now = utcnow()
@@ -87,6 +88,7 @@ def create_request(
                 webhook_url=webhook_url,
                 owner=owner,
                 resume_key=resume_key,
+                runner_id=runner_id,
             )
         )
         totals = _insert_rows(conn, request_id, reader)

@@ -1,4 +1,5 @@
-"""The tables: requests, their products, their images, and webhook delivery attempts.
+"""The tables: requests, their products, their images, webhook delivery attempts, and
+the runners that hold leases.
 
 Keys are chosen for bulk ingest: a product is (request_id, position) and an image is
 (request_id, seq), with ``seq`` numbering a request's images in output order (product
@@ -15,7 +16,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, DateTime, ForeignKeyConstraint, Index, Integer, String, Text
+from sqlalchemy import JSON, DateTime, Float, ForeignKeyConstraint, Index, Integer, String, Text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -87,6 +88,9 @@ class Request(Base):
     owner: Mapped[str | None] = mapped_column(String(64))
     # Set by ``imgbatch run``: input SHA-256 and options key, to resume the same command.
     resume_key: Mapped[str | None] = mapped_column(String(128))
+    # The runner an ``imgbatch run`` request is pinned to: while it is alive, no other
+    # runner claims its images (it has its own settings, e.g. its own allow list).
+    runner_id: Mapped[str | None] = mapped_column(String(36))
 
     webhook_url: Mapped[str | None] = mapped_column(Text)
     webhook_status: Mapped[str | None] = mapped_column(String(16))
@@ -136,14 +140,48 @@ class Image(Base):
     input_bytes: Mapped[int | None] = mapped_column(Integer)
     output_bytes: Mapped[int | None] = mapped_column(Integer)
     output_key: Mapped[str | None] = mapped_column(Text)
+    # A processing image's lease: held by a live runner (``lease_owner``), or, while its
+    # chunk travels in a queue and no one holds it, until ``lease_expires_at``.
     lease_expires_at: Mapped[datetime | None]
+    lease_owner: Mapped[str | None] = mapped_column(String(36))
+    # The claim that leased it: a chunk (a message) acts only on images still of its claim,
+    # so a stale message never takes over images claimed again since.
+    claim: Mapped[str | None] = mapped_column(String(32))
+    # Chunks that started on this image (counted when a chunk starts, in every mode).
     attempts: Mapped[int] = mapped_column(Integer, default=0)
 
     __table_args__ = (
         ForeignKeyConstraint(["request_id"], ["requests.id"], ondelete="CASCADE"),
         # Claims: the pending sources of one request, in order; the reaper's expired leases.
         Index("ix_images_claim", "request_id", "status", "seq"),
+        # Deleting a request keeps the outputs another request's images point at.
+        Index("ix_images_output_key", "output_key"),
     )
+
+
+class RunnerKind(StrEnum):
+    SERVE = "serve"
+    RUN = "run"
+    WORKER = "worker"
+
+
+class Runner(Base):
+    """A live process that holds leases: ``serve``, ``run`` or a Celery pool process.
+
+    It beats every few seconds; one that stopped beating (or whose pid is gone on this
+    host) is gone, and the leases it held are handed out again.
+    """
+
+    __tablename__ = "runners"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    pid: Mapped[int] = mapped_column(Integer)
+    hostname: Mapped[str] = mapped_column(String(255))
+    # Worker processes that run chunks under it (0 for a serve that only dispatches).
+    processes: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime]
+    heartbeat_at: Mapped[datetime]
 
 
 class WebhookAttempt(Base):
@@ -161,3 +199,53 @@ class WebhookAttempt(Base):
         ForeignKeyConstraint(["request_id"], ["requests.id"], ondelete="CASCADE"),
         Index("ix_webhook_attempts_request", "request_id", "id"),
     )
+
+
+class TenantSecret(Base):
+    """The webhook signing secret of one API key (``owner``), generated at first use."""
+
+    __tablename__ = "tenant_secrets"
+
+    owner: Mapped[str] = mapped_column(String(64), primary_key=True)
+    secret: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
+
+
+class IdempotencyKey(Base):
+    """An ``Idempotency-Key`` an API key used on an upload, and what it created."""
+
+    __tablename__ = "idempotency_keys"
+
+    # The key's owner ("" without API keys) and the client's header value.
+    owner: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    # SHA-256 of the file and the form fields: the same key with another body is a 409.
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    request_id: Mapped[str] = mapped_column(String(36))
+    created_at: Mapped[datetime]
+
+    __table_args__ = (
+        Index("ix_idempotency_keys_created_at", "created_at"),
+        Index("ix_idempotency_keys_request", "request_id"),
+    )
+
+
+class UploadWindow(Base):
+    """Uploads one API key made in one minute (IMGBATCH_UPLOADS_PER_MINUTE)."""
+
+    __tablename__ = "upload_windows"
+
+    owner: Mapped[str] = mapped_column(String(64), primary_key=True)
+    window_start: Mapped[datetime] = mapped_column(primary_key=True)
+    uploads: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class MetricCounter(Base):
+    """A monotonic counter the worker processes add to, read by ``/metrics``: work runs
+    in other processes and on other machines, so the database sums it for every scrape."""
+
+    __tablename__ = "metric_counters"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    labels: Mapped[str] = mapped_column(String(200), primary_key=True)
+    value: Mapped[float] = mapped_column(Float, default=0.0)

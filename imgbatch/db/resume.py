@@ -1,10 +1,11 @@
-"""What ``imgbatch run`` needs to resume: find the unfinished request of the same command."""
+"""What ``imgbatch run`` needs to resume: find the unfinished request of the same command, and
+pin it to the new run."""
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, update
 
-from imgbatch.db.engine import read_tx
+from imgbatch.db.engine import read_tx, write_tx
 from imgbatch.db.models import ACTIVE_STATUSES, Request
 from imgbatch.db.reads import get_request
 
@@ -20,3 +21,10 @@ def unfinished_request(engine: Engine, *, resume_key: str) -> Request | None:
             .limit(1)
         ).scalar_one_or_none()
     return get_request(engine, request_id=request_id) if request_id else None
+
+
+def pin_request(engine: Engine, *, request_id: str, runner_id: str) -> None:
+    """Pin a request to the runner about to work on it (a resumed or retried one): while
+    that runner lives, no other one (a ``serve`` on the same data dir) claims its images."""
+    with write_tx(engine) as conn:
+        conn.execute(update(Request).where(Request.id == request_id).values(runner_id=runner_id))

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from types import TracebackType
@@ -60,6 +60,14 @@ def request_headers(settings: Settings) -> dict[str, str]:
         # size (a server that compresses anyway is decoded within the limit: inflate.py).
         "Accept-Encoding": "identity",
     }
+
+
+# Asked before a download starts: False stops it.
+GoOn = Callable[[], Awaitable[bool]]
+
+
+class Stopped(Exception):
+    """The work this download was for is no longer wanted; nothing was sent."""
 
 
 @dataclass(frozen=True)
@@ -145,9 +153,13 @@ class Fetcher:
     async def aclose(self) -> None:
         await self._client.aclose()
 
-    async def fetch(self, url: str) -> Fetched:
+    async def fetch(self, url: str, *, go_on: GoOn | None = None) -> Fetched:
         """Download ``url`` (a share link: its direct download), retrying transient
-        failures; raises ImageError."""
+        failures; raises ImageError.
+
+        ``go_on`` is asked once a slot is free, before every attempt: when it says no
+        (the request was cancelled), :class:`Stopped` is raised and nothing is sent.
+        """
         target = direct_download_url(url)
         self._policy.check_url(target)
         retrying = AsyncRetrying(
@@ -157,7 +169,7 @@ class Fetcher:
             reraise=True,
         )
         try:
-            fetched: Fetched = await retrying(self._attempt, target)
+            fetched: Fetched = await retrying(self._attempt, target, go_on)
         except Exception as exc:
             error = as_image_error(exc)
             if error is None:
@@ -173,8 +185,10 @@ class Fetcher:
             return min(failure.retry_after, self._retry_after_cap)
         return float(self._backoff(state))
 
-    async def _attempt(self, url: str) -> Fetched:
+    async def _attempt(self, url: str, go_on: GoOn | None) -> Fetched:
         async with self._host_slots.hold(httpx.URL(url).raw_host.decode()), self._all_slots:
+            if go_on is not None and not await go_on():
+                raise Stopped(url)
             try:
                 with anyio.fail_after(self._timeout):
                     return await self._follow(url)

@@ -6,21 +6,15 @@ only the bucket, prefix, endpoint and URL mode are ours to configure.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import quote, urlsplit
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    ConnectionClosedError,
-    ConnectTimeoutError,
-    EndpointConnectionError,
-    ReadTimeoutError,
-)
+from botocore.exceptions import BotoCoreError, ClientError
 
-from imgbatch.storage import Storage, validate_key
+from imgbatch.storage.base import CACHE_FOREVER, Storage, validate_key
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -28,12 +22,10 @@ if TYPE_CHECKING:
     from imgbatch.config import Settings
 
 CONTENT_TYPE = "image/jpeg"
-# Keys are deterministic per image and overwritten only with the same picture: cache forever.
-CACHE_CONTROL = "public, max-age=31536000, immutable"
 
 UrlMode = Literal["presigned", "public"]
 
-_TRANSIENT = (EndpointConnectionError, ConnectionClosedError, ConnectTimeoutError, ReadTimeoutError)
+DELETE_BATCH = 1000  # the most keys one DeleteObjects call takes
 
 
 def parse_s3_url(url: str) -> tuple[str, str]:
@@ -129,8 +121,31 @@ class S3Storage(Storage):
             Key=self.object_key(key),
             Body=data,
             ContentType=CONTENT_TYPE,
-            CacheControl=CACHE_CONTROL,
+            CacheControl=CACHE_FOREVER,
         )
+
+    def _delete(self, keys: list[str]) -> None:
+        for start in range(0, len(keys), DELETE_BATCH):
+            batch = keys[start : start + DELETE_BATCH]
+            answer = self.client.delete_objects(
+                Bucket=self.bucket,
+                Delete={"Objects": [{"Key": self.object_key(k)} for k in batch], "Quiet": True},
+            )
+            # DeleteObjects answers 200 even when some keys failed: those are listed.
+            if errors := answer.get("Errors"):
+                first = errors[0]
+                raise ClientError(
+                    {"Error": {"Code": first.get("Code", ""), "Message": first.get("Message", "")}},
+                    "DeleteObjects",
+                )
+
+    def _keys_of(self, prefix: str) -> Iterator[str]:
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=f"{self.prefix}{prefix}/"
+        )
+        for page in pages:
+            for item in page.get("Contents", []):
+                yield item["Key"].removeprefix(self.prefix)
 
     def _check(self) -> None:
         # Proves the endpoint answers, the credentials work and the bucket exists.
@@ -146,10 +161,3 @@ class S3Storage(Storage):
             message = error.get("Message")
             return f"S3 answered {code}" + (f" ({message})" if message else "")
         return super()._explain(exc)
-
-    def _is_transient(self, exc: Exception) -> bool:
-        if isinstance(exc, ClientError):
-            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-            code = exc.response.get("Error", {}).get("Code", "")
-            return status >= 500 or status == 429 or code in ("SlowDown", "Throttling")
-        return isinstance(exc, _TRANSIENT)

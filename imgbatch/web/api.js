@@ -63,12 +63,16 @@ export const outputCsvPath = (requestId) => `${BASE}/requests/${id(requestId)}/o
 /** Where the errors file (rows with a failed image) is served. */
 export const errorsCsvPath = (requestId) => `${BASE}/requests/${id(requestId)}/errors.csv`;
 
-/** Fetch a request's CSV with the API key and hand it to the browser as a download. */
-export async function downloadWithKey(
+/** Fetch a request's CSV (the output CSV unless `path` says otherwise) with the API key
+ *  and hand it to the browser as a download. */
+export const downloadWithKey = (
   requestId,
   path = outputCsvPath(requestId),
-  filename = `${requestId}.csv`,
-) {
+  name = `${requestId}.csv`,
+) => downloadPath(path, name);
+
+/** Fetch any keyed path (the sample CSV, an output CSV) with the key and save it as `name`. */
+export async function downloadPath(path, name) {
   const response = await fetch(path, { headers: authHeaders() });
   if (!response.ok) {
     const body = await response.json().catch(() => null);
@@ -77,7 +81,7 @@ export async function downloadWithKey(
   const url = URL.createObjectURL(await response.blob());
   const link = Object.assign(document.createElement("a"), {
     href: url,
-    download: filename,
+    download: name,
   });
   document.body.appendChild(link);
   link.click();

@@ -90,7 +90,11 @@ export function setUpUpload({ onAccepted }) {
 
 function showRejection(container, error) {
   const { status, detail } = error;
-  if (detail && Array.isArray(detail.errors)) {
+  if (detail && Array.isArray(detail.errors) && detail.errors.every(isWebhookProblem)) {
+    // The form's webhook URL, not the file, was refused.
+    const title = "The webhook URL was refused; nothing was stored. Fix it and upload again:";
+    showErrors(container, title, detail.errors.map(describeProblem));
+  } else if (detail && Array.isArray(detail.errors)) {
     const problems = detail.errors;
     const title =
       problems.length === 1
@@ -108,6 +112,8 @@ function showRejection(container, error) {
     showErrors(container, general, message && message !== general ? [{ text: message }] : []);
   }
 }
+
+const isWebhookProblem = (problem) => problem.column === "webhook_url";
 
 /** {line, column, message} as a list item: "Line 3 · Product Name: …". Line 0 is the form. */
 function describeProblem({ line, column, message }) {

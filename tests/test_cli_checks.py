@@ -77,7 +77,7 @@ def test_a_bad_output_path_stops_run_before_anything_is_stored_or_fetched(
 def test_version_and_help_without_type_noise(tmp_path: Path) -> None:
     version = run_cli(["--version"], tmp_path)
     assert version.returncode == 0 and version.stdout.startswith("imgbatch 0.")
-    for command in ([], ["run"], ["requests", "export"]):
+    for command in ([], ["run"], ["requests", "export"], ["purge"]):
         shown = run_cli([*command, "--help"], tmp_path)
         assert shown.returncode == 0, shown.stderr
         assert "<bool>" not in shown.stdout and "Usage: imgbatch" in shown.stdout

@@ -93,6 +93,9 @@ def test_cancel_an_unfinished_request_and_unknown_ids(tmp_path: Path) -> None:
 
     early = run_cli(["requests", "export", request_id], data)
     assert early.returncode == 1 and "still pending" in early.stderr
+    running = run_cli(["requests", "delete", request_id], data)
+    assert running.returncode == 1 and "still pending; cancel it first" in running.stderr
+    assert query(data, "SELECT count(*) FROM requests") == [(1,)]
 
     cancelled = run_cli(["requests", "cancel", request_id], data)
     assert cancelled.returncode == 0, cancelled.stderr
@@ -100,7 +103,41 @@ def test_cancel_an_unfinished_request_and_unknown_ids(tmp_path: Path) -> None:
     again = run_cli(["requests", "cancel", request_id], data)
     assert again.returncode == 1 and "already finished" in again.stderr
 
-    for command in (["show"], ["cancel"], ["retry"], ["export"]):
+    for command in (["show"], ["cancel"], ["retry"], ["export"], ["delete"]):
         unknown = run_cli(["requests", *command, "00000000-dead"], data)
         assert unknown.returncode == 1, command
         assert "no request with the id '00000000-dead'" in unknown.stderr
+
+
+def test_delete_and_purge_remove_rows_and_images(
+    tmp_path: Path, origin: Origin, photos: list[Path]
+) -> None:
+    data, first = _finished_with_one_failure(tmp_path, origin, photos[0])
+    source = tmp_path / "second.csv"
+    source.write_bytes(csv_bytes([(1, "SKU9", [origin.serve_file("/other.jpg", photos[1])])]))
+    ran = run_cli(["run", str(source)], data, **_allow(origin))
+    assert ran.returncode == 0, ran.stderr
+    [(second,)] = query(data, "SELECT id FROM requests WHERE id != ?", first)
+    images = data / "images"
+    assert (images / first).is_dir() and (images / second).is_dir()
+
+    deleted = run_cli(["requests", "delete", first[:8]], data)
+    assert deleted.returncode == 0, deleted.stderr
+    assert f"deleted request {first} and its images" in deleted.stderr
+    assert not (images / first).exists() and (images / second).is_dir()
+    assert query(data, "SELECT id FROM requests") == [(second,)]
+    assert query(data, "SELECT count(*) FROM images WHERE request_id = ?", first) == [(0,)]
+
+    kept = run_cli(["purge", "--older-than", "1"], data)  # finished seconds ago: kept
+    assert kept.returncode == 0, kept.stderr
+    assert "deleted 0 finished requests older than 1 days" in kept.stderr
+    assert query(data, "SELECT id FROM requests") == [(second,)]
+
+    purged = run_cli(["purge", "--older-than", "0"], data)
+    assert purged.returncode == 0, purged.stderr
+    assert "deleted 1 finished requests older than 0 days" in purged.stderr
+    assert query(data, "SELECT count(*) FROM requests") == [(0,)]
+    assert not (images / second).exists()
+
+    refused = run_cli(["purge", "--older-than", "-1"], data)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr

@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -189,5 +190,40 @@ def export(
         say(f"wrote {output}")
 
 
+@requests_app.command()
+def delete(request_id: RequestId) -> None:
+    """Delete a finished or cancelled request and its stored images."""
+    from imgbatch.deletion import StillRunning, delete_request
+
+    with local_services() as services:
+        request = find(services, request_id)
+        try:
+            deleted = delete_request(services.engine, services.storage, request.id)
+        except StillRunning:
+            say(f"imgbatch: request {request.id} is still {request.status}; cancel it first")
+            raise typer.Exit(1) from None
+        if not deleted:  # deleted by someone else since it was found
+            say(f"imgbatch: no request with the id {request.id!r}")
+            raise typer.Exit(1)
+        say(f"deleted request {request.id} and its images")
+
+
+def purge(
+    older_than: Annotated[
+        float,
+        typer.Option(
+            "--older-than", min=0, metavar="DAYS", help="finished more than DAYS days ago"
+        ),
+    ],
+) -> None:
+    """Delete every finished request (and its images) that finished more than DAYS ago."""
+    from imgbatch.deletion import purge_finished
+
+    with local_services() as services:
+        deleted = purge_finished(services.engine, services.storage, timedelta(days=older_than))
+        say(f"deleted {deleted} finished requests older than {older_than:g} days")
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(requests_app, name="requests")
+    app.command()(purge)

@@ -75,6 +75,16 @@ def _stop_midway(
     return subprocess.CompletedProcess(run.args, run.returncode, stdout, stderr), data
 
 
+def _pinned_to_pid(data: Path) -> int | None:
+    """The pid of the live runner the request is pinned to, if any."""
+    rows = query(
+        data,
+        "SELECT runners.pid FROM requests JOIN runners ON runners.id = requests.runner_id"
+        " WHERE runners.kind = 'run'",
+    )
+    return rows[0][0] if rows else None
+
+
 @pytest.mark.parametrize(("signum", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_a_signal_stops_run_cleanly_and_the_same_command_resumes(
     tmp_path: Path, slow_origin: Origin, signum: signal.Signals, status: int
@@ -88,8 +98,20 @@ def test_a_signal_stops_run_cleanly_and_the_same_command_resumes(
 
     done = _succeeded_paths(data)
     asked = dict(slow_origin.hits)
-    resumed = run_cli(["run", str(tmp_path / "in.csv")], data, **_env(slow_origin))
+    [(stopped_runner,)] = query(data, "SELECT runner_id FROM requests")
+    resume = start_cli(["run", str(tmp_path / "in.csv")], data, **_env(slow_origin))
+    try:
+        # The resumed request is pinned to the new run (a server on this data dir keeps
+        # off it), not left pinned to the stopped run, which any runner may take over.
+        wait_until(lambda: _pinned_to_pid(data) == resume.pid, timeout=60, interval=0.05)
+        stdout, stderr = resume.communicate(timeout=120)
+    finally:
+        if resume.poll() is None:
+            signal_group(resume, signal.SIGKILL)
+            resume.wait()
+    resumed = subprocess.CompletedProcess(resume.args, resume.returncode, stdout, stderr)
     assert resumed.returncode == 0, resumed.stderr
+    assert query(data, "SELECT runner_id != ? FROM requests", stopped_runner) == [(1,)]
     assert "resuming request" in resumed.stderr
     assert query(data, "SELECT count(*), min(status) FROM requests") == [(1, "completed")]
     for path in done:  # the origin is not asked again for what was done

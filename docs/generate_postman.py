@@ -51,7 +51,7 @@ const body = pm.response.json();
 pm.test("the status body has every field", () => {
   pm.expect(body).to.include.keys("request_id", "status", "total_products", "total_images",
     "processed_images", "failed_images", "progress", "created_at", "updated_at",
-    "finished_at", "output_csv_url", "webhook_url", "webhook_status");
+    "finished_at", "output_csv_url", "webhook_url", "webhook_status", "options");
   pm.expect(body.progress).to.be.within(0, 1);
   pm.expect(body.processed_images + body.failed_images).to.be.at.most(body.total_images);
 });
@@ -215,13 +215,17 @@ LIFE = folder(
             "Upload the CSV",
             "POST",
             "/api/v1/requests",
-            description="Multipart form: `file` (the CSV) and an optional `webhook_url`. "
+            description="Multipart form: `file` (the CSV), an optional `webhook_url` and the "
+            "optional output options `quality`, `format`, `max_size`. "
             "202 with the status body and a Location header.",
             body={
                 "mode": "formdata",
                 "formdata": [
                     {"key": "file", "type": "file", "src": "{{csvFile}}"},
                     {"key": "webhook_url", "type": "text", "value": "", "disabled": True},
+                    {"key": "quality", "type": "text", "value": "50", "disabled": True},
+                    {"key": "format", "type": "text", "value": "webp", "disabled": True},
+                    {"key": "max_size", "type": "text", "value": "2048", "disabled": True},
                 ],
             },
             tests=f"""

@@ -14,6 +14,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from imgbatch import __version__
+from imgbatch.options import OutputFormat
 
 MiB = 1024 * 1024
 
@@ -41,6 +42,11 @@ class Settings(BaseSettings):
     sample_base_url: str | None = None
 
     quality: int = Field(default=50, ge=1, le=95)
+    # Defaults of a request's output options (SPEC §10, imgbatch/options.py).
+    format: OutputFormat = "jpeg"
+    max_size: int | None = Field(default=None, ge=16, le=16384)
+    # libavif's speed, 0 (slowest, smallest) to 10 (fastest): see bench/README.md.
+    avif_speed: int = Field(default=10, ge=0, le=10)
     workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, le=256)
 
     max_upload_bytes: int = Field(default=50 * MiB, ge=1)

@@ -11,6 +11,7 @@ from imgbatch.csvfile import CsvHeader, CsvLimits, errors_csv, open_csv, output_
 from imgbatch.db.ingest import create_request
 from imgbatch.db.models import Request
 from imgbatch.db.reads import error_rows, output_rows
+from imgbatch.options import OutputOptions
 from imgbatch.runtime import Services
 
 
@@ -21,6 +22,7 @@ def submit_csv(
     webhook_url: str | None = None,
     owner: str | None = None,
     resume_key: str | None = None,
+    options: OutputOptions | None = None,
     runner_id: str | None = None,
     request_id: str | None = None,
 ) -> str:
@@ -28,7 +30,8 @@ def submit_csv(
     (``request_id`` when given: an idempotent upload claims its id first). With
     ``runner_id`` the request is pinned to that runner while it lives.
 
-    Raises CsvError (nothing stored) when the file is rejected.
+    Raises CsvError (nothing stored) when the file is rejected. ``options`` default to
+    the configured ones (``OutputOptions.defaults``).
     """
     request_id = request_id or str(uuid.uuid4())
     reader = open_csv(data, CsvLimits.from_settings(services.settings))
@@ -39,6 +42,7 @@ def submit_csv(
         webhook_url=webhook_url,
         owner=owner,
         resume_key=resume_key,
+        options=options or OutputOptions.defaults(services.settings),
         runner_id=runner_id,
     )
     services.wake()

@@ -19,6 +19,7 @@ from sqlalchemy import Engine
 
 from imgbatch.config import Settings
 from imgbatch.db.leases import start_chunk
+from imgbatch.db.reads import options_of
 from imgbatch.db.work import (
     Chunk,
     ChunkImage,
@@ -30,13 +31,14 @@ from imgbatch.db.work import (
 from imgbatch.errors import ErrorCode, ImageError
 from imgbatch.fetch import Fetcher, GoOn, Stopped
 from imgbatch.imaging import Compressed, compress
+from imgbatch.options import OutputOptions
 from imgbatch.storage import Storage, image_key
 from imgbatch.work_metrics import ChunkTally
 
 log = logging.getLogger(__name__)
 
 # Bytes in, compressed out; the tally times the codec alone, not the wait for it.
-Compress = Callable[[bytes, ChunkTally], Awaitable[Compressed]]
+Compress = Callable[[bytes, OutputOptions, ChunkTally], Awaitable[Compressed]]
 
 
 def thread_compressor(settings: Settings) -> Compress:
@@ -47,13 +49,13 @@ def thread_compressor(settings: Settings) -> Compress:
     would only contend for the GIL, and one decoded image per process keeps a worker's
     memory flat whatever the input.
     """
-    work = partial(compress, quality=settings.quality, max_pixels=settings.max_image_pixels)
+    work = partial(compress, max_pixels=settings.max_image_pixels, avif_speed=settings.avif_speed)
     gate = asyncio.Semaphore(1)
 
-    async def run(data: bytes, tally: ChunkTally) -> Compressed:
+    async def run(data: bytes, options: OutputOptions, tally: ChunkTally) -> Compressed:
         async with gate:
             with tally.timing("encode"):
-                return await asyncio.to_thread(work, data)
+                return await asyncio.to_thread(work, data, options=options)
 
     return run
 
@@ -85,6 +87,9 @@ async def process_chunk(bench: Workbench, chunk: Chunk, *, owner: str) -> bool:
     )
     if not images:
         return finished  # a redelivered chunk whose work is done or cancelled, or worn out
+    options = await asyncio.to_thread(
+        options_of, bench.engine, bench.settings, request_id=chunk.request_id
+    )
 
     async def go_on() -> bool:
         try:
@@ -96,7 +101,7 @@ async def process_chunk(bench: Workbench, chunk: Chunk, *, owner: str) -> bool:
 
     tally = ChunkTally()
     outcomes = await asyncio.gather(
-        *(process_image(bench, chunk.request_id, image, go_on, tally) for image in images)
+        *(process_image(bench, chunk.request_id, image, options, go_on, tally) for image in images)
     )
     results = [result for result in outcomes if result is not None]
     finished = await asyncio.to_thread(
@@ -106,31 +111,38 @@ async def process_chunk(bench: Workbench, chunk: Chunk, *, owner: str) -> bool:
     await asyncio.to_thread(tally.save, bench.engine)
     stored = [result.seq for result in results if result.output_key]
     if stored:
-        await _undo_cancelled(bench, chunk.request_id, stored)
+        await _undo_cancelled(bench, chunk.request_id, stored, options)
     return finished
 
 
-async def _undo_cancelled(bench: Workbench, request_id: str, stored: list[int]) -> None:
+async def _undo_cancelled(
+    bench: Workbench, request_id: str, stored: list[int], options: OutputOptions
+) -> None:
     """Delete outputs of images cancelled between their store and the record."""
     cancelled = await asyncio.to_thread(
         cancelled_seqs, bench.engine, request_id=request_id, seqs=stored
     )
     if cancelled:
-        keys = [image_key(request_id, seq) for seq in cancelled]
+        keys = [image_key(request_id, seq, options) for seq in cancelled]
         await asyncio.to_thread(bench.storage.delete, keys)
 
 
 async def process_image(
-    bench: Workbench, request_id: str, image: ChunkImage, go_on: GoOn, tally: ChunkTally
+    bench: Workbench,
+    request_id: str,
+    image: ChunkImage,
+    options: OutputOptions,
+    go_on: GoOn,
+    tally: ChunkTally,
 ) -> ImageResult | None:
     """One image's result, or None when its request was cancelled meanwhile."""
     try:
         with tally.timing("fetch"):
             fetched = await bench.fetcher.fetch(image.url, go_on=go_on)
-        compressed = await bench.compress(fetched.content, tally)
+        compressed = await bench.compress(fetched.content, options, tally)
         if not await go_on():
             return None
-        key = image_key(request_id, image.seq)  # deterministic: a redo overwrites
+        key = image_key(request_id, image.seq, options)  # deterministic: a redo overwrites
         with tally.timing("store"):
             await asyncio.to_thread(bench.storage.put, key, compressed.data)
     except Stopped:

@@ -20,8 +20,16 @@ import pytest
 
 from imgbatch.config import Settings
 from imgbatch.errors import ErrorCode, ImageError
+from imgbatch.options import OutputOptions
 from imgbatch.runtime import open_services
-from imgbatch.storage import LocalStorage, Storage, image_key, open_storage, validate_key
+from imgbatch.storage import (
+    LocalStorage,
+    Storage,
+    content_type,
+    image_key,
+    open_storage,
+    validate_key,
+)
 from imgbatch.storage.base import CACHE_FOREVER
 from imgbatch.storage.s3 import S3Storage
 from tests.s3server import MotoS3
@@ -41,6 +49,10 @@ BAD_KEYS = [
     f"{REQUEST_ID}\\1.jpg",
     f"{REQUEST_ID}/1.jpg/..",
     f"{REQUEST_ID}/1.png",
+    f"{REQUEST_ID}/1-jpeg-q50.png",
+    f"{REQUEST_ID}/1-gif-q50.gif",
+    f"{REQUEST_ID}/1-webp-q50-max.webp",
+    f"{REQUEST_ID}/1-webp-q50/../x.webp",
     f"{REQUEST_ID}/-1.jpg",
     f"{REQUEST_ID.upper()}/1.jpg",
     f"{KEY}\n",
@@ -186,9 +198,22 @@ def test_store_failure_is_a_storage_error(backend: Backend) -> None:
 
 
 def test_image_key_is_deterministic_and_canonical() -> None:
-    assert image_key(UUID(REQUEST_ID), 1234) == KEY
-    assert image_key(REQUEST_ID.upper(), 1234) == KEY
-    assert validate_key(KEY) == KEY
+    options = OutputOptions(quality=50)
+    key = f"{REQUEST_ID}/1234-jpeg-q50.jpg"
+    assert image_key(UUID(REQUEST_ID), 1234, options) == key
+    assert image_key(REQUEST_ID.upper(), 1234, options) == key
+    assert validate_key(key) == key
+    assert validate_key(KEY) == KEY  # outputs stored before options existed stay valid
+
+
+def test_image_key_names_the_options_and_ends_in_the_format_extension() -> None:
+    webp = OutputOptions(format="webp", quality=55, max_size=2048)
+    avif = OutputOptions(format="avif", quality=48)
+    assert image_key(REQUEST_ID, 7, webp) == f"{REQUEST_ID}/7-webp-q55-max2048.webp"
+    assert image_key(REQUEST_ID, 7, avif) == f"{REQUEST_ID}/7-avif-q48.avif"
+    assert content_type(image_key(REQUEST_ID, 7, webp)) == "image/webp"
+    assert content_type(image_key(REQUEST_ID, 7, avif)) == "image/avif"
+    assert content_type(KEY) == "image/jpeg"
 
 
 # -- local --------------------------------------------------------------------------------
@@ -255,7 +280,7 @@ def test_start_up_sweeps_temporary_files_of_killed_writes_only(tmp_path: Path) -
     killed = _stuck_writer(root, KEY)
     killed.kill()
     killed.wait()
-    other_key = image_key(UUID(int=7), 8)
+    other_key = image_key(UUID(int=7), 8, OutputOptions())
     alive = _stuck_writer(root, other_key)
     try:
         before = sorted(path.name for path in root.glob("*/.*.tmp"))
@@ -274,6 +299,18 @@ def test_s3_objects_carry_jpeg_type_and_long_cache(moto_s3: MotoS3, photo: bytes
     head = moto_s3.client.head_object(Bucket=moto_s3.bucket, Key=KEY)
     assert head["ContentType"] == "image/jpeg"
     assert head["CacheControl"] == CACHE_FOREVER == "public, max-age=31536000, immutable"
+
+
+@pytest.mark.parametrize(
+    ("output_format", "expected"), [("webp", "image/webp"), ("avif", "image/avif")]
+)
+def test_s3_objects_carry_their_format_type(
+    moto_s3: MotoS3, output_format: str, expected: str
+) -> None:
+    key = image_key(REQUEST_ID, 1, OutputOptions.model_validate({"format": output_format}))
+    S3Storage(moto_s3.bucket, endpoint_url=moto_s3.endpoint_url).put(key, b"x")
+    head = moto_s3.client.head_object(Bucket=moto_s3.bucket, Key=key)
+    assert head["ContentType"] == expected
 
 
 def test_s3_presigned_url_serves_the_bytes(moto_s3: MotoS3, photo: bytes) -> None:

@@ -26,7 +26,8 @@ from imgbatch.metrics import Metrics, MetricsMiddleware
 from imgbatch.runtime import background_work, open_services
 
 DESCRIPTION = """Upload a CSV of products and image URLs; every image is fetched, re-encoded
-as a JPEG at quality 50 and hosted, and an output CSV maps each input URL to its output."""
+(as a JPEG at quality 50, or per the upload's output options: WebP or AVIF, a quality, a
+size cap) and hosted, and an output CSV maps each input URL to its output."""
 
 
 def create_app(settings: Settings | None = None, *, work: bool = True) -> FastAPI:

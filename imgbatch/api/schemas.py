@@ -18,6 +18,7 @@ from sqlalchemy import Row
 
 from imgbatch.config import Settings
 from imgbatch.db.models import TERMINAL_STATUSES, Request
+from imgbatch.options import OutputOptions
 from imgbatch.storage import Storage
 
 T = TypeVar("T")
@@ -52,10 +53,19 @@ class StatusBody(BaseModel):
     # Beyond the SPEC: bytes downloaded and written for succeeded images, for the savings.
     input_bytes: int
     output_bytes: int
+    options: OutputOptions = Field(description="the output options in force (SPEC §10)")
 
     @classmethod
     def of(cls, request: Request, settings: Settings) -> StatusBody:
         return cls.model_validate(request, context={"settings": settings})
+
+    @field_validator("options", mode="before")
+    @classmethod
+    def _stored_options(cls, value: Any, info: ValidationInfo) -> Any:
+        settings = (info.context or {}).get("settings")
+        if value is None and settings is not None:  # a request from before options existed
+            return OutputOptions.stored(None, settings)
+        return value
 
     @model_validator(mode="after")
     def _derive(self, info: ValidationInfo) -> StatusBody:

@@ -32,7 +32,7 @@ from imgbatch.db.resume import pin_request, unfinished_request
 from imgbatch.db.runners import unregister_runner
 from imgbatch.errors import CsvError, CsvInvalid
 from imgbatch.operations import errors_csv_text, output_csv_text, submit_csv
-from imgbatch.options import OutputOptions
+from imgbatch.options import OptionsInvalid, OutputOptions
 from imgbatch.runtime import Services, background_work, become_runner, open_services
 
 # Exit statuses (SPEC §7): a shell's 128 + signal number.
@@ -61,22 +61,39 @@ def run(
     fresh: Annotated[
         bool, typer.Option("--fresh", help="start a new request instead of resuming")
     ] = False,
+    quality: Annotated[
+        str | None, typer.Option(help="1-95 (default: IMGBATCH_QUALITY, mapped to the format)")
+    ] = None,
+    output_format: Annotated[
+        str | None,
+        typer.Option("--format", help="jpeg, webp or avif (default: IMGBATCH_FORMAT)"),
+    ] = None,
+    max_size: Annotated[
+        str | None,
+        typer.Option(help="longest side in pixels, 16-16384 (default: IMGBATCH_MAX_SIZE)"),
+    ] = None,
 ) -> None:
     """Process a CSV in this process, without a server, and write the output CSV.
 
     Running the same command again resumes an unfinished run. Exit status: 0 every image
-    succeeded, 1 some failed, 2 the CSV or a setting was rejected, 130/143 stopped by
+    succeeded, 1 some failed, 2 the CSV, an option or a setting was rejected, 130/143 stopped by
     Ctrl-C/SIGTERM.
     """
     logging.basicConfig(level=logging.WARNING)
     on_stop_signal(raise_stopped)
     settings = settings_or_exit()
+    try:
+        options = OutputOptions.chosen(
+            settings, quality=quality, format=output_format, max_size=max_size
+        )
+    except OptionsInvalid as invalid:
+        say(f"imgbatch: --{invalid.field.replace('_', '-')}: {invalid.message}")
+        raise typer.Exit(2) from None
     output = output or input_csv.with_name(f"{input_csv.stem}-output.csv")
     problem = output_problem(output, input_csv)
     if problem:
         say(f"imgbatch: {output}: {problem}; nothing was done")
         raise typer.Exit(2)
-    options = OutputOptions.defaults(settings)
     services = open_services(settings)
     request_id: str | None = None
     try:
@@ -171,7 +188,7 @@ def _resume_or_submit(
         return earlier.id, done
     try:
         with input_csv.open("rb") as data:
-            return submit_csv(services, data, runner_id=me.id, resume_key=key), 0
+            return submit_csv(services, data, options=options, runner_id=me.id, resume_key=key), 0
     except CsvInvalid as invalid:
         _print_csv_problems(input_csv, invalid)
         raise typer.Exit(2) from None

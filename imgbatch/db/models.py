@@ -84,6 +84,9 @@ class Request(Base):
     csv_header: Mapped[dict[str, Any]]
     input_bytes: Mapped[int] = mapped_column(Integer, default=0)
     output_bytes: Mapped[int] = mapped_column(Integer, default=0)
+    # The output options (SPEC §10) as ``OutputOptions`` JSON: quality, format, max_size.
+    # Null on requests stored before options existed: JPEG at IMGBATCH_QUALITY, full size.
+    options: Mapped[dict[str, Any] | None]
     # Who uploaded it (a hash of the API key), when API keys are configured.
     owner: Mapped[str | None] = mapped_column(String(64))
     # Set by ``imgbatch run``: input SHA-256 and options key, to resume the same command.

@@ -10,14 +10,23 @@ from typing import Any
 
 from sqlalchemy import Engine, Row, func, select
 
+from imgbatch.config import Settings
 from imgbatch.db.engine import read_tx
 from imgbatch.db.models import Image, ImageStatus, Product, Request, WebhookAttempt
+from imgbatch.options import OutputOptions
 
 
 def get_request(engine: Engine, *, request_id: str) -> Request | None:
     with read_tx(engine) as conn:
         row = conn.execute(select(Request).where(Request.id == request_id)).first()
     return _request(row._mapping) if row else None
+
+
+def options_of(engine: Engine, settings: Settings, *, request_id: str) -> OutputOptions:
+    """The output options the request with this id is processed with."""
+    with read_tx(engine) as conn:
+        stored = conn.execute(select(Request.options).where(Request.id == request_id)).scalar()
+    return OutputOptions.stored(stored, settings)
 
 
 def list_requests(

@@ -53,8 +53,8 @@ class LocalStorage(Storage):
     def path_for(self, key: str) -> Path:
         """The file of ``key``, which may not exist yet.
 
-        Raises ``ValueError`` for any key that is not ``"<uuid>/<int>.jpg"``, so traversal
-        (``../``, absolute paths, backslashes) never reaches the file system.
+        Raises ``ValueError`` for any key that is not an output key (``validate_key``), so
+        traversal (``../``, absolute paths, backslashes) never reaches the file system.
         """
         path = self.root / validate_key(key)
         # Belt and braces: the key pattern already forbids escaping the root.

@@ -14,14 +14,13 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from imgbatch.storage.base import CACHE_FOREVER, Storage, validate_key
+from imgbatch.storage.base import CACHE_FOREVER, Storage, content_type, validate_key
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
     from imgbatch.config import Settings
 
-CONTENT_TYPE = "image/jpeg"
 
 UrlMode = Literal["presigned", "public"]
 
@@ -120,7 +119,7 @@ class S3Storage(Storage):
             Bucket=self.bucket,
             Key=self.object_key(key),
             Body=data,
-            ContentType=CONTENT_TYPE,
+            ContentType=content_type(key),
             CacheControl=CACHE_FOREVER,
         )
 

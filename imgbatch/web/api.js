@@ -93,10 +93,11 @@ export async function downloadPath(path, name) {
  * Upload a CSV (multipart `file` + `webhook_url`). XMLHttpRequest rather than fetch, for
  * the upload progress of a large file. Resolves to the status body (202).
  */
-export function upload(file, webhookUrl, onProgress) {
+export function upload(file, webhookUrl, onProgress, fields = {}) {
   const form = new FormData();
   form.append("file", file, file.name);
   if (webhookUrl) form.append("webhook_url", webhookUrl);
+  for (const [name, value] of Object.entries(fields)) form.append(name, value);
   return new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
     xhr.open("POST", `${BASE}/requests`);

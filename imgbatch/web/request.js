@@ -26,6 +26,7 @@ import {
   statusLabel,
 } from "./format.js";
 import { Latest, sleep } from "./latest.js";
+import { describeOptions } from "./options.js";
 import { ProductList } from "./products.js";
 import { SpeedMeter, averageRate } from "./speed.js";
 
@@ -60,6 +61,7 @@ export class RequestView {
       bytes: byId("stat-bytes"),
       saved: byId("stat-saved"),
       webhook: byId("webhook-line"),
+      options: byId("options-line"),
       download: byId("download-button"),
       errors: byId("errors-button"),
       retry: byId("retry-button"),
@@ -211,6 +213,7 @@ export class RequestView {
     setText(el.bytes, status.input_bytes ? sizes(status.input_bytes, status.output_bytes) : "–");
     setText(el.saved, saving(status.input_bytes, status.output_bytes, { words: true }) ?? "–");
 
+    setText(el.options, describeOptions(status.options));
     el.webhook.hidden = !status.webhook_url;
     if (status.webhook_url) {
       const state = status.webhook_status ? ` (${status.webhook_status})` : "";

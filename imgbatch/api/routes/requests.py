@@ -19,6 +19,7 @@ from imgbatch.api.deps import (
 )
 from imgbatch.api.guards import earlier_request, enforce_limits, fingerprint
 from imgbatch.api.schemas import CsvErrorItem, ImageItem, Page, ProductItem, StatusBody
+from imgbatch.config import Settings
 from imgbatch.db.models import TERMINAL_STATUSES
 from imgbatch.db.reads import get_request, list_requests, products_page
 from imgbatch.db.tenants import forget_upload
@@ -27,6 +28,7 @@ from imgbatch.deletion import Deletion, try_delete
 from imgbatch.errors import CsvError, CsvInvalid, ImageError
 from imgbatch.fetch import AddressPolicy
 from imgbatch.operations import errors_csv_text, in_blocks, output_csv_text, submit_csv
+from imgbatch.options import OptionsInvalid, OutputOptions
 
 router = APIRouter(prefix="/api/v1", tags=["requests"])
 
@@ -59,10 +61,22 @@ def upload(
     ],
     webhook_url: Annotated[str | None, Form(description="called when the request finishes")] = None,
     idempotency_key: IdempotencyKeyHeader = None,
+    quality: Annotated[
+        str | None,
+        Form(description="1-95 (default: IMGBATCH_QUALITY, mapped to the format's scale)"),
+    ] = None,
+    format: Annotated[
+        str | None, Form(description="jpeg, webp or avif (default: IMGBATCH_FORMAT)")
+    ] = None,
+    max_size: Annotated[
+        str | None,
+        Form(description="longest side in pixels, 16-16384 (default: IMGBATCH_MAX_SIZE)"),
+    ] = None,
 ) -> StatusBody:
     """Validate the CSV and store the request; processing starts at once (202)."""
     settings = services.settings
     webhook_url = _checked_webhook_url(webhook_url, services)
+    options = _checked_options(settings, quality=quality, format=format, max_size=max_size)
     if file.size is not None and file.size > settings.max_upload_bytes:
         raise HTTPException(
             413, f"the file is {file.size} bytes; the limit is {settings.max_upload_bytes}"
@@ -72,7 +86,9 @@ def upload(
         claim = {
             "owner": owner or "",
             "key": idempotency_key,
-            "fingerprint": fingerprint(file.file, {"webhook_url": webhook_url}),
+            "fingerprint": fingerprint(
+                file.file, {"webhook_url": webhook_url, "options": options.key}
+            ),
         }
         if earlier := earlier_request(services, **claim):
             return _replayed(earlier, services, response)
@@ -82,7 +98,14 @@ def upload(
     if claim and (earlier := earlier_request(services, **claim, request_id=request_id)):
         return _replayed(earlier, services, response)
     try:
-        _submit(services, file, webhook_url=webhook_url, owner=owner, request_id=request_id)
+        _submit(
+            services,
+            file,
+            webhook_url=webhook_url,
+            owner=owner,
+            options=options,
+            request_id=request_id,
+        )
     except BaseException:
         if claim:
             forget_upload(
@@ -109,10 +132,18 @@ def _submit(
     *,
     webhook_url: str | None,
     owner: str | None,
+    options: OutputOptions,
     request_id: str,
 ) -> None:
     try:
-        submit_csv(services, file.file, webhook_url=webhook_url, owner=owner, request_id=request_id)
+        submit_csv(
+            services,
+            file.file,
+            webhook_url=webhook_url,
+            owner=owner,
+            options=options,
+            request_id=request_id,
+        )
     except CsvInvalid as invalid:
         errors = [CsvErrorItem(**vars(problem)).model_dump() for problem in invalid.problems]
         raise HTTPException(
@@ -132,6 +163,15 @@ def _checked_webhook_url(url: str | None, services: ServicesDep) -> str | None:
             422, {"errors": [{"line": 0, "column": "webhook_url", "message": error.message}]}
         ) from None
     return url.strip()
+
+
+def _checked_options(settings: Settings, **fields: str | None) -> OutputOptions:
+    try:
+        return OutputOptions.chosen(settings, **fields)
+    except OptionsInvalid as invalid:
+        raise HTTPException(
+            422, {"errors": [{"line": 0, "column": invalid.field, "message": invalid.message}]}
+        ) from None
 
 
 router.post("/requests", status_code=202, response_model=StatusBody, responses=UPLOAD_RESPONSES)(

@@ -58,7 +58,7 @@ def test_list_show_export_retry(tmp_path: Path, origin: Origin, photos: list[Pat
     exported = run_cli(["requests", "export", request_id], data)
     assert exported.returncode == 0, exported.stderr
     rows = list(csv.reader(exported.stdout.splitlines()))
-    assert rows[1][3].endswith(f"/files/{request_id}/0.jpg") and rows[2][3] == ""
+    assert rows[1][3].endswith(f"/files/{request_id}/0-jpeg-q50.jpg") and rows[2][3] == ""
 
     errors = run_cli(["requests", "export", request_id, "--errors"], data)
     assert errors.returncode == 0, errors.stderr
@@ -75,7 +75,7 @@ def test_list_show_export_retry(tmp_path: Path, origin: Origin, photos: list[Pat
     exported = run_cli(["requests", "export", request_id, "-o", str(out)], data)
     assert exported.returncode == 0, exported.stderr
     rows = list(csv.reader(out.read_text(encoding="utf-8").splitlines()))
-    assert rows[2][3].endswith(f"/files/{request_id}/1.jpg")
+    assert rows[2][3].endswith(f"/files/{request_id}/1-jpeg-q50.jpg")
 
     nothing = run_cli(["requests", "retry", request_id], data)
     assert nothing.returncode == 1 and "nothing to retry" in nothing.stderr

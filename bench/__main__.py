@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from bench import codecs, formats, load, scaleout, throughput, upload
+from bench import codecs, formats, load, scaleout, stop, throughput, upload
 
 SUITES = {
     "throughput": throughput.main,
@@ -12,6 +12,7 @@ SUITES = {
     "load": load.main,
     "codecs": codecs.main,
     "scaleout": scaleout.main,
+    "stop": stop.main,
     "formats": formats.main,
 }
 

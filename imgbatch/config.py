@@ -96,6 +96,15 @@ class Settings(BaseSettings):
     def _strip_slash(cls, value: str) -> str:
         return value.rstrip("/")
 
+    @field_validator("allow_private_networks")
+    @classmethod
+    def _check_networks(cls, value: str) -> str:
+        # Parsed here, at start, so a typo stops the command before anything is stored.
+        from imgbatch.fetch.addresses import AddressPolicy
+
+        AddressPolicy(_split_csv(value))
+        return value
+
     @field_validator("webhook_retry_delays")
     @classmethod
     def _check_delays(cls, value: str) -> str:

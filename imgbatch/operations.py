@@ -21,6 +21,7 @@ def submit_csv(
     *,
     webhook_url: str | None = None,
     owner: str | None = None,
+    resume_key: str | None = None,
     options: OutputOptions | None = None,
     runner_id: str | None = None,
     request_id: str | None = None,
@@ -40,6 +41,7 @@ def submit_csv(
         reader=reader,
         webhook_url=webhook_url,
         owner=owner,
+        resume_key=resume_key,
         options=options or OutputOptions.defaults(services.settings),
         runner_id=runner_id,
     )

@@ -80,6 +80,7 @@ def create_request(
     reader: CsvReader,
     webhook_url: str | None = None,
     owner: str | None = None,
+    resume_key: str | None = None,
     options: OutputOptions | None = None,
     runner_id: str | None = None,
 ) -> None:
@@ -95,6 +96,7 @@ def create_request(
                 csv_header=reader.header.to_json(),
                 webhook_url=webhook_url,
                 owner=owner,
+                resume_key=resume_key,
                 options=options.model_dump() if options else None,
                 runner_id=runner_id,
             )

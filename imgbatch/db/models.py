@@ -89,6 +89,8 @@ class Request(Base):
     options: Mapped[dict[str, Any] | None]
     # Who uploaded it (a hash of the API key), when API keys are configured.
     owner: Mapped[str | None] = mapped_column(String(64))
+    # Set by ``imgbatch run``: input SHA-256 and options key, to resume the same command.
+    resume_key: Mapped[str | None] = mapped_column(String(128))
     # The runner an ``imgbatch run`` request is pinned to: while it is alive, no other
     # runner claims its images (it has its own settings, e.g. its own allow list).
     runner_id: Mapped[str | None] = mapped_column(String(36))
@@ -105,6 +107,7 @@ class Request(Base):
         Index("ix_requests_created_at", "created_at"),
         Index("ix_requests_owner_created_at", "owner", "created_at"),
         Index("ix_requests_webhook_due", "webhook_status", "webhook_next_at"),
+        Index("ix_requests_resume_key", "resume_key"),
     )
 
 

@@ -179,6 +179,17 @@ def failed_images(
     return [(line, url, code, error) for line, url, code, error in rows]
 
 
+def requests_by_prefix(engine: Engine, *, prefix: str, limit: int = 2) -> list[Request]:
+    """Requests whose id starts with ``prefix``: a person may type the first few characters
+    of an id, as with git hashes; two matches mean the prefix is ambiguous."""
+    escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    with read_tx(engine) as conn:
+        rows = conn.execute(
+            select(Request).where(Request.id.like(f"{escaped}%", escape="\\")).limit(limit)
+        ).all()
+    return [_request(row._mapping) for row in rows]
+
+
 def _by_product(engine: Engine, query: Select[Any]) -> Iterator[list[Row[Any]]]:
     """The rows of a query whose first column is the product position, streamed in one
     read transaction and grouped into one list per product."""

@@ -12,11 +12,14 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import signal
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from multiprocessing import forkserver
+from typing import Any
 
 from sqlalchemy import Engine
 
@@ -27,6 +30,34 @@ from imgbatch.dispatch import worker_process
 from imgbatch.dispatch.policy import CHUNKS_PER_PROCESS
 
 log = logging.getLogger(__name__)
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# How long stopping waits for each killed worker to be gone.
+STOP_SECONDS = 2.0
+
+
+def _start_forkserver() -> None:
+    """Start the process the workers are forked from with SIGINT and SIGTERM ignored, a
+    disposition exec keeps: a signal to the whole process group (Ctrl-C, a container's
+    stop) must not kill it under the pool, which would take every worker for dead.
+    The owner stops the workers itself (:meth:`EmbeddedRunner.stop`)."""
+    if threading.current_thread() is not threading.main_thread():
+        return  # signal dispositions are the main thread's to change; started on demand
+    worker_context()  # its preload is set before the fork server starts
+    previous = {signum: signal.signal(signum, signal.SIG_IGN) for signum in STOP_SIGNALS}
+    try:
+        forkserver.ensure_running()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _start_worker(*args: Any) -> None:
+    """Pool initializer. A terminal's Ctrl-C reaches the whole process group: the owner
+    stops its workers itself, so they never die half-way behind its back (SIGTERM is
+    ignored already, inherited from the forkserver; SIGINT the forkserver restores)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    worker_process.start(*args)
 
 
 def worker_context() -> multiprocessing.context.ForkServerContext:
@@ -61,6 +92,8 @@ class EmbeddedRunner:
         self.lease_owner: str | None = runner_id  # the local pool holds what it claims
         self.on_done = on_done
         self._lock = threading.Lock()
+        self._stopping = False
+        _start_forkserver()
         self._slots = [_Slot(self._new_pool()) for _ in range(settings.workers)]
 
     def _new_pool(self) -> ProcessPoolExecutor:
@@ -68,7 +101,7 @@ class EmbeddedRunner:
         pool = ProcessPoolExecutor(
             1,
             mp_context=worker_context(),
-            initializer=worker_process.start,
+            initializer=_start_worker,
             initargs=(self.settings, os.getpid(), self.runner_id),
         )
         pool.submit(worker_process.ready)  # start the process now, not on demand
@@ -93,6 +126,8 @@ class EmbeddedRunner:
     def _finished(
         self, chunk: Chunk, slot: _Slot, pool: ProcessPoolExecutor, future: Future[bool]
     ) -> None:
+        if self._stopping:
+            return  # its worker was stopped on purpose; the lease is resumed once we are gone
         try:
             future.result()
         except BrokenProcessPool:
@@ -109,7 +144,7 @@ class EmbeddedRunner:
 
     def _replace(self, slot: _Slot, pool: ProcessPoolExecutor) -> None:
         with self._lock:
-            if slot.pool is not pool:
+            if slot.pool is not pool or self._stopping:
                 return  # the other chunk of the same process got here first
             log.warning("a worker process died; starting a new one")
             slot.pool = self._new_pool()
@@ -126,10 +161,22 @@ class EmbeddedRunner:
         """Stop at once: unfinished chunks keep their leases, handed out again once this
         runner is gone (its row is deleted as it stops)."""
         with self._lock:
+            self._stopping = True
             pools = [slot.pool for slot in self._slots]
+        # The executor has no public way to stop a running task; without this, shutting
+        # down would wait for the chunks under way.
+        processes = [
+            process
+            for pool in pools
+            for process in list((getattr(pool, "_processes", None) or {}).values())
+        ]
         for pool in pools:
             pool.shutdown(wait=False, cancel_futures=True)
-            # The executor has no public way to stop a running task; without this,
-            # shutting down would wait for the chunks under way.
-            for process in list((getattr(pool, "_processes", None) or {}).values()):
-                process.terminate()
+        # Workers ignore SIGTERM (see _start_forkserver). Killing one mid-chunk loses
+        # nothing: its lease is handed out again, and output keys are deterministic.
+        for process in processes:
+            process.kill()
+        # Reaped here, not left to the interpreter's exit handlers (which wait without end
+        # for a worker that does not die).
+        for process in processes:
+            process.join(STOP_SECONDS)

@@ -176,7 +176,8 @@ def _print_summary(services: Services, request: Request, output: Path, seconds: 
     saved = 1 - request.output_bytes / request.input_bytes if request.input_bytes else 0.0
     err.print(
         f"[bold]{request.status}[/bold]: {request.processed_images} of {request.total_images} "
-        f"images succeeded, {request.failed_images} failed, in {seconds:.1f} s "
+        f"images succeeded ({request.reused_images} reused unchanged), "
+        f"{request.failed_images} failed, in {seconds:.1f} s "
         f"({rate:.1f} images/s); output {saved:.0%} smaller than input."
     )
     failures = failed_images(services.engine, request_id=request.id, limit=20)

@@ -68,6 +68,9 @@ class Settings(BaseSettings):
 
     api_keys: str = ""
 
+    # Re-runs (SPEC §9): reuse outputs of unchanged inputs; false processes every image.
+    reuse: bool = True
+
     @field_validator("public_url")
     @classmethod
     def _strip_slash(cls, value: str) -> str:

@@ -21,6 +21,8 @@ from imgbatch.db.work import Chunk, ChunkImage, ImageResult, record_results, sta
 from imgbatch.errors import ErrorCode, ImageError
 from imgbatch.fetch import Fetcher
 from imgbatch.imaging import Compressed, compress
+from imgbatch.options import OutputOptions
+from imgbatch.reuse.decide import Reuser
 from imgbatch.storage import Storage, image_key
 
 log = logging.getLogger(__name__)
@@ -55,6 +57,17 @@ class Workbench:
     fetcher: Fetcher
     storage: Storage
     compress: Compress
+    reuse: Reuser | None = None  # None: IMGBATCH_REUSE=false, every image is processed
+
+    def __post_init__(self) -> None:
+        if self.reuse is None and self.settings.reuse:
+            self.reuse = Reuser(self.engine, self.fetcher, self.storage, self.make)
+
+    async def make(self, content: bytes, key: str) -> int:
+        """Compress ``content`` and store it under ``key``; the output's size."""
+        compressed = await self.compress(content)
+        await asyncio.to_thread(self.storage.put, key, compressed.data)
+        return len(compressed.data)
 
 
 async def process_chunk(bench: Workbench, chunk: Chunk) -> bool:
@@ -73,11 +86,14 @@ async def process_chunk(bench: Workbench, chunk: Chunk) -> bool:
 
 
 async def process_image(bench: Workbench, request_id: str, image: ChunkImage) -> ImageResult:
+    key = image_key(request_id, image.seq)  # deterministic: a redo overwrites
     try:
+        if bench.reuse is not None:
+            # Until requests carry their own options, every request has the defaults.
+            options = OutputOptions.defaults(bench.settings)
+            return await bench.reuse.image(image, key, options)
         fetched = await bench.fetcher.fetch(image.url)
-        compressed = await bench.compress(fetched.content)
-        key = image_key(request_id, image.seq)  # deterministic: a redo overwrites
-        await asyncio.to_thread(bench.storage.put, key, compressed.data)
+        output_bytes = await bench.make(fetched.content, key)
     except ImageError as error:
         return ImageResult(image.seq, False, error_code=error.code, error=error.message)
     except Exception:
@@ -93,6 +109,6 @@ async def process_image(bench: Workbench, request_id: str, image: ChunkImage) ->
         image.seq,
         True,
         input_bytes=len(fetched.content),
-        output_bytes=len(compressed.data),
+        output_bytes=output_bytes,
         output_key=key,
     )

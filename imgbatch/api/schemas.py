@@ -22,6 +22,9 @@ class StatusBody(BaseModel):
     total_images: int
     processed_images: int = Field(description="images finished successfully")
     failed_images: int = Field(description="images finished with an error")
+    reused_images: int = Field(
+        description="succeeded images whose output came from an earlier identical input"
+    )
     progress: float = Field(description="(processed + failed) / total, 0..1")
     created_at: datetime
     updated_at: datetime
@@ -44,6 +47,7 @@ class StatusBody(BaseModel):
             total_images=request.total_images,
             processed_images=request.processed_images,
             failed_images=request.failed_images,
+            reused_images=request.reused_images,
             progress=round(done / request.total_images, 4) if request.total_images else 0.0,
             created_at=request.created_at,
             updated_at=request.updated_at,
@@ -69,6 +73,7 @@ class ImageItem(BaseModel):
     error: str | None
     input_bytes: int | None
     output_bytes: int | None
+    reused: bool = Field(description="the output came from an earlier identical input")
 
     @classmethod
     def of(cls, image: Row[Any], storage: Storage) -> ImageItem:
@@ -81,6 +86,7 @@ class ImageItem(BaseModel):
             error=image.error,
             input_bytes=image.input_bytes,
             output_bytes=image.output_bytes,
+            reused=image.reused,
         )
 
 

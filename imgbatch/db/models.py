@@ -1,4 +1,5 @@
-"""The tables: requests, their products, their images, and webhook delivery attempts.
+"""The tables: requests, their products, their images, webhook delivery attempts, and
+the re-run cache (what each URL returned; which inputs were already processed).
 
 Keys are chosen for bulk ingest: a product is (request_id, position) and an image is
 (request_id, seq), with ``seq`` numbering a request's images in output order (product
@@ -15,7 +16,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, DateTime, ForeignKeyConstraint, Index, Integer, String, Text
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKeyConstraint, Index, Integer, String, Text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -83,6 +84,8 @@ class Request(Base):
     csv_header: Mapped[dict[str, Any]]
     input_bytes: Mapped[int] = mapped_column(Integer, default=0)
     output_bytes: Mapped[int] = mapped_column(Integer, default=0)
+    # Succeeded images whose output came from an earlier identical input (SPEC §9).
+    reused_images: Mapped[int] = mapped_column(Integer, default=0)
     # Who uploaded it (a hash of the API key), when API keys are configured.
     owner: Mapped[str | None] = mapped_column(String(64))
 
@@ -133,6 +136,7 @@ class Image(Base):
     input_bytes: Mapped[int | None] = mapped_column(Integer)
     output_bytes: Mapped[int | None] = mapped_column(Integer)
     output_key: Mapped[str | None] = mapped_column(Text)
+    reused: Mapped[bool] = mapped_column(Boolean, default=False)
     lease_expires_at: Mapped[datetime | None]
     attempts: Mapped[int] = mapped_column(Integer, default=0)
 
@@ -158,3 +162,35 @@ class WebhookAttempt(Base):
         ForeignKeyConstraint(["request_id"], ["requests.id"], ondelete="CASCADE"),
         Index("ix_webhook_attempts_request", "request_id", "id"),
     )
+
+
+class UrlCache(Base):
+    """What a URL returned, per output options: its validators, its freshness, the hash of
+    its bytes and the newest output made from them (SPEC §9; see imgbatch/reuse)."""
+
+    __tablename__ = "url_cache"
+
+    # SHA-256 of the URL: URLs can be longer than an index entry may be.
+    url_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    options_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    url: Mapped[str] = mapped_column(Text)
+    etag: Mapped[str | None] = mapped_column(Text)
+    last_modified: Mapped[str | None] = mapped_column(String(64))
+    fresh_until: Mapped[datetime | None]
+    input_sha256: Mapped[str] = mapped_column(String(64))
+    input_bytes: Mapped[int] = mapped_column(Integer)
+    output_key: Mapped[str] = mapped_column(Text)
+    output_bytes: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime]
+
+
+class InputOutput(Base):
+    """Input bytes already processed, per output options, and the newest output of them."""
+
+    __tablename__ = "input_outputs"
+
+    input_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    options_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    output_key: Mapped[str] = mapped_column(Text)
+    output_bytes: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime]

@@ -24,6 +24,7 @@ from imgbatch.db.models import (
     WebhookStatus,
 )
 from imgbatch.errors import ErrorCode
+from imgbatch.reuse.table import CacheRecord, remember
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,8 @@ class ImageResult:
     output_key: str | None = None
     error_code: str | None = None
     error: str | None = None
+    reused: bool = False  # its output came from an earlier identical input (SPEC §9)
+    cache: CacheRecord | None = None  # what the re-run cache learnt from this image
 
 
 def active_request_ids(engine: Engine) -> list[str]:
@@ -188,7 +191,7 @@ def start_chunk(engine: Engine, *, chunk: Chunk, lease_seconds: int) -> list[Chu
 def record_results(engine: Engine, *, request_id: str, results: Sequence[ImageResult]) -> bool:
     """Record a chunk's results in one transaction; True when this call finished the request."""
     now = utcnow()
-    succeeded = failed = bytes_in = bytes_out = 0
+    succeeded = failed = reused = bytes_in = bytes_out = 0
     with write_tx(engine) as conn:
         for result in results:
             values = {
@@ -196,6 +199,7 @@ def record_results(engine: Engine, *, request_id: str, results: Sequence[ImageRe
                 "input_bytes": result.input_bytes,
                 "output_bytes": result.output_bytes,
                 "output_key": result.output_key,
+                "reused": result.reused,
                 "error_code": result.error_code,
                 "error": result.error,
                 "lease_expires_at": None,
@@ -225,10 +229,12 @@ def record_results(engine: Engine, *, request_id: str, results: Sequence[ImageRe
             count = 1 + copies
             if result.succeeded:
                 succeeded += count
+                reused += count if result.reused else 0
                 bytes_in += count * (result.input_bytes or 0)
                 bytes_out += count * (result.output_bytes or 0)
             else:
                 failed += count
+        remember(conn, [result.cache for result in results if result.cache is not None])
         if succeeded or failed:
             conn.execute(
                 update(Request)
@@ -236,6 +242,7 @@ def record_results(engine: Engine, *, request_id: str, results: Sequence[ImageRe
                 .values(
                     processed_images=Request.processed_images + succeeded,
                     failed_images=Request.failed_images + failed,
+                    reused_images=Request.reused_images + reused,
                     input_bytes=Request.input_bytes + bytes_in,
                     output_bytes=Request.output_bytes + bytes_out,
                     updated_at=now,

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from types import TracebackType
 
 import anyio
@@ -50,12 +51,23 @@ REQUEST_HEADERS = {
 }
 
 
+# What the re-run cache reads from a final response (RFC 9111).
+CACHE_HEADERS = ("cache-control", "expires", "date", "age", "etag", "last-modified", "vary")
+
+
 @dataclass(frozen=True)
 class Fetched:
     url: str
     final_url: str
     content: bytes
     content_type: str | None  # as the server said; the real type is read from the bytes
+    # The answer to a conditional GET was 304: ``content`` is empty, ours is current.
+    not_modified: bool = False
+    # The final response's caching headers (lowercase names), and when it was asked and
+    # answered, for its age.
+    headers: Mapping[str, str] = field(default_factory=dict)
+    requested_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    received_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
 class _HostSlots:
@@ -132,8 +144,12 @@ class Fetcher:
     async def aclose(self) -> None:
         await self._client.aclose()
 
-    async def fetch(self, url: str) -> Fetched:
-        """Download ``url``, retrying transient failures; raises ImageError."""
+    async def fetch(self, url: str, conditions: Mapping[str, str] | None = None) -> Fetched:
+        """Download ``url``, retrying transient failures; raises ImageError.
+
+        ``conditions`` (``If-None-Match``, ``If-Modified-Since``) make it a conditional
+        GET: a 304 then returns ``Fetched(not_modified=True)`` instead of failing.
+        """
         self._policy.check_url(url)
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self._retries + 1),
@@ -142,7 +158,7 @@ class Fetcher:
             reraise=True,
         )
         try:
-            return await retrying(self._attempt, url)
+            return await retrying(self._attempt, url, conditions or {})
         except Exception as exc:
             error = as_image_error(exc)
             if error is None:
@@ -155,23 +171,37 @@ class Fetcher:
             return min(failure.retry_after, self._retry_after_cap)
         return float(self._backoff(state))
 
-    async def _attempt(self, url: str) -> Fetched:
+    async def _attempt(self, url: str, conditions: Mapping[str, str]) -> Fetched:
         async with self._host_slots.hold(httpx.URL(url).raw_host.decode()), self._all_slots:
             try:
                 with anyio.fail_after(self._timeout):
-                    return await self._follow(url)
+                    return await self._follow(url, conditions)
             except TimeoutError as exc:
                 raise OutOfTime(self._timeout) from exc
 
-    async def _follow(self, url: str) -> Fetched:
+    async def _follow(self, url: str, conditions: Mapping[str, str]) -> Fetched:
         current = url
+        headers = {**REQUEST_HEADERS, **conditions}
         for _ in range(MAX_REDIRECTS + 1):
             self._policy.check_url(current)
-            async with self._client.stream("GET", current, headers=REQUEST_HEADERS) as response:
+            requested_at = datetime.now(UTC)
+            async with self._client.stream("GET", current, headers=headers) as response:
                 location = response.headers.get("Location")
                 if response.status_code in REDIRECT_STATUSES and location:
                     current = str(response.url.join(location))
                     continue
+                found = response.headers
+                cache_headers = {name: found[name] for name in CACHE_HEADERS if name in found}
+                if response.status_code == 304 and conditions:
+                    return Fetched(
+                        url=url,
+                        final_url=str(response.url),
+                        content=b"",
+                        content_type=None,
+                        not_modified=True,
+                        headers=cache_headers,
+                        requested_at=requested_at,
+                    )
                 if not response.is_success:
                     raise BadStatus(
                         response.status_code,
@@ -184,6 +214,8 @@ class Fetcher:
                     final_url=str(response.url),
                     content=content,
                     content_type=response.headers.get("Content-Type"),
+                    headers=cache_headers,
+                    requested_at=requested_at,
                 )
         raise TooManyRedirects(MAX_REDIRECTS)
 

@@ -7,7 +7,8 @@ The backend is picked by the scheme of ``Settings.effective_storage_url``:
 
 The base does the shared work: it validates keys before any backend sees them and maps a
 backend's own failures to ``ImageError(ErrorCode.STORAGE_ERROR)``. A backend fills in
-``_put``, ``_url_for`` and ``_check``, and names the exceptions that mean "the store failed".
+``_put``, ``_copy``, ``_url_for`` and ``_check``, and names the exceptions that mean "the
+store failed".
 """
 
 from __future__ import annotations
@@ -58,6 +59,17 @@ class Storage(ABC):
         with self._mapped_failures(f"could not store {key} in {self}"):
             self._put(key, data)
 
+    def copy(self, source: str, target: str) -> bool:
+        """Give ``target`` the object stored at ``source``, replacing what is there, without
+        the bytes passing through this process (a hard link, a server-side copy). False when
+        ``source`` does not exist (any more); ``ImageError(STORAGE_ERROR)`` when the store
+        fails. The two keys stay independent: deleting one leaves the other.
+        """
+        validate_key(source)
+        validate_key(target)
+        with self._mapped_failures(f"could not copy {source} to {target} in {self}"):
+            return self._copy(source, target)
+
     def url_for(self, key: str) -> str:
         """The absolute URL handed to users for ``key``.
 
@@ -78,6 +90,9 @@ class Storage(ABC):
 
     @abstractmethod
     def _put(self, key: str, data: bytes) -> None: ...
+
+    @abstractmethod
+    def _copy(self, source: str, target: str) -> bool: ...
 
     @abstractmethod
     def _url_for(self, key: str) -> str: ...

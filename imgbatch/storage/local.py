@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 import tempfile
+import uuid
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 from urllib.request import url2pathname
@@ -64,6 +67,33 @@ class LocalStorage(Storage):
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+    def _copy(self, source: str, target: str) -> bool:
+        source_path, target_path = self.path_for(source), self.path_for(target)
+        if source_path == target_path:
+            return source_path.is_file()
+        target_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target_path.with_name(f".{target_path.name}.{uuid.uuid4().hex}.tmp")
+        try:
+            try:
+                # A second name for the same file: no bytes copied. Deleting (unlinking)
+                # either name leaves the other, and a put replaces a name with a new file.
+                os.link(source_path, tmp)
+            except FileNotFoundError:
+                return False
+            except OSError as exc:
+                if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
+                    raise
+                try:  # a file system without hard links (or at its limit): copy the bytes
+                    shutil.copyfile(source_path, tmp)
+                except FileNotFoundError:
+                    return False
+                os.chmod(tmp, 0o644)
+            os.replace(tmp, target_path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return True
 
     def _check(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)

@@ -157,6 +157,8 @@ export class ProductList {
     const output = done.reduce((sum, image) => sum + (image.output_bytes ?? 0), 0);
     const parts = [`${count(product.images.length)} image${product.images.length === 1 ? "" : "s"}`];
     if (failed) parts.push(`${count(failed)} failed`);
+    const reused = done.filter((image) => image.reused).length;
+    if (reused) parts.push(`${count(reused)} reused unchanged`);
     if (done.length) parts.push(`${bytes(input)} → ${bytes(output)} (${saving(input, output)})`);
     setText(row.summary, parts.join(" · "));
 

@@ -1,0 +1,162 @@
+"""The decision per image (SPEC §9): reuse an earlier output, or process the input anew.
+
+    a recorded response still fresh            -> copy its output; the origin is not asked
+    otherwise a conditional GET (when we hold a validator):
+      304 with the validator we sent           -> copy the earlier output
+    a 200 (or no validator, or the output gone): hash the bytes
+      an input already processed, same options -> copy that output, without decoding
+      otherwise                                -> compress and store (``make``)
+
+Every reused image gets its own object (``Storage.copy``: a hard link or a server-side
+copy), so deleting the request that first made an output never breaks a later one, and
+the cache is pointed at the newest copy. A copy whose source is gone (its request was
+deleted) falls through to the next step: a 304 becomes an unconditional GET, a hash hit
+becomes processing.
+
+Trust: a 304 answers for the bytes we hashed when we recorded the validator, and we only
+send validators that claim byte identity (a strong ETag, a Last-Modified a second older
+than its Date); a 304 naming another ETag is not believed. A 200 is always hashed, so an
+origin that reuses one ETag for different bytes can only cost a decode, never give a
+wrong image. An origin that answers 304 for bytes that did change cannot be caught by
+any cache: that is the origin's promise, and ``IMGBATCH_REUSE=false`` opts out of it.
+
+Within a process, images whose new bytes are being compressed right now are joined, not
+compressed twice; across processes, the recording upsert keeps one row per key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+
+from imgbatch.db.engine import utcnow
+from imgbatch.db.work import ChunkImage, ImageResult
+from imgbatch.fetch import Fetched, Fetcher
+from imgbatch.options import OutputOptions
+from imgbatch.reuse.freshness import CachePolicy, read_policy
+from imgbatch.reuse.table import CacheRecord, Output, UrlEntry, known_output, url_entry
+from imgbatch.storage import Storage
+
+# Compress ``content`` and store it under ``key``; returns the output's size in bytes.
+Make = Callable[[bytes, str], Awaitable[int]]
+
+
+@dataclass
+class Reuser:
+    """Runs one image through the decision; one per worker process."""
+
+    engine: Engine
+    fetcher: Fetcher
+    storage: Storage
+    make: Make
+
+    def __post_init__(self) -> None:
+        self._making: dict[tuple[str, str], asyncio.Future[tuple[str, int]]] = {}
+
+    async def image(self, image: ChunkImage, key: str, options: OutputOptions) -> ImageResult:
+        """Give ``image`` its output under ``key``; raises ImageError like the pipeline."""
+        entry = await asyncio.to_thread(
+            url_entry, self.engine, url=image.url, options_key=options.key
+        )
+        if entry is not None and entry.fresh(utcnow()):
+            if await self._copy(entry.output.output_key, key):
+                return self._result(image, key, options, entry.policy, entry.output, reused=True)
+            entry = None  # the earlier output is gone: download it afresh
+        fetched = await self.fetcher.fetch(
+            image.url, entry.policy.conditions() if entry is not None else None
+        )
+        if fetched.not_modified:
+            assert entry is not None  # a 304 only answers our conditions
+            policy = self._policy(fetched)
+            if _same_validator(entry, fetched) and await self._copy(entry.output.output_key, key):
+                merged = CachePolicy(
+                    store=policy.store,
+                    fresh_until=policy.fresh_until,
+                    etag=policy.etag or entry.policy.etag,
+                    last_modified=policy.last_modified or entry.policy.last_modified,
+                )
+                return self._result(image, key, options, merged, entry.output, reused=True)
+            fetched = await self.fetcher.fetch(image.url)  # not believed, or the output is gone
+        return await self._downloaded(image, key, options, fetched)
+
+    async def _downloaded(
+        self, image: ChunkImage, key: str, options: OutputOptions, fetched: Fetched
+    ) -> ImageResult:
+        policy = self._policy(fetched)
+        content = fetched.content
+        digest = await asyncio.to_thread(lambda: hashlib.sha256(content).hexdigest())
+        flight = (digest, options.key)
+        known = await self._known(flight)
+        if known is not None and await self._copy(known[0], key):
+            output = Output(digest, len(content), *known)
+            return self._result(image, key, options, policy, output, reused=True)
+        made: asyncio.Future[tuple[str, int]] = asyncio.get_running_loop().create_future()
+        self._making[flight] = made
+        try:
+            size = await self.make(content, key)
+            made.set_result((key, size))
+        except BaseException as exc:
+            made.set_exception(exc)
+            made.exception()  # retrieved: waiters make their own, nobody else need look
+            raise
+        finally:
+            if self._making.get(flight) is made:
+                del self._making[flight]
+        output = Output(digest, len(content), key, size)
+        return self._result(image, key, options, policy, output, reused=False)
+
+    async def _known(self, flight: tuple[str, str]) -> tuple[str, int] | None:
+        """The output of these bytes and options: being made in this process, or recorded."""
+        making = self._making.get(flight)
+        if making is not None:
+            try:
+                return await asyncio.shield(making)
+            except Exception:
+                return None  # its maker failed: this image tries for itself
+        digest, options_key = flight
+        return await asyncio.to_thread(
+            known_output, self.engine, input_sha256=digest, options_key=options_key
+        )
+
+    async def _copy(self, source: str, target: str) -> bool:
+        return await asyncio.to_thread(self.storage.copy, source, target)
+
+    @staticmethod
+    def _policy(fetched: Fetched) -> CachePolicy:
+        return read_policy(
+            fetched.headers,
+            requested_at=fetched.requested_at,
+            received_at=fetched.received_at,
+            redirected=fetched.final_url != fetched.url,
+        )
+
+    @staticmethod
+    def _result(
+        image: ChunkImage,
+        key: str,
+        options: OutputOptions,
+        policy: CachePolicy,
+        output: Output,
+        *,
+        reused: bool,
+    ) -> ImageResult:
+        newest = Output(output.input_sha256, output.input_bytes, key, output.output_bytes)
+        return ImageResult(
+            image.seq,
+            True,
+            input_bytes=output.input_bytes,
+            output_bytes=output.output_bytes,
+            output_key=key,
+            reused=reused,
+            cache=CacheRecord(image.url, options.key, policy, newest),
+        )
+
+
+def _same_validator(entry: UrlEntry, answer: Fetched) -> bool:
+    """A 304 that names an ETag must name exactly the strong one we sent."""
+    etag = answer.headers.get("etag")
+    return etag is None or etag.strip() == entry.policy.etag

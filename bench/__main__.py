@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from bench import codecs, load, scaleout, throughput, upload
+from bench import codecs, load, reuse, scaleout, throughput, upload
 
 SUITES = {
     "throughput": throughput.main,
@@ -12,6 +12,7 @@ SUITES = {
     "load": load.main,
     "codecs": codecs.main,
     "scaleout": scaleout.main,
+    "reuse": reuse.main,
 }
 
 if __name__ == "__main__":

@@ -3,9 +3,9 @@
 Runs in its own process (``python -m bench.origin --port P --delay-ms D``) so serving
 does not share a GIL with what is measured. Distinct ``n`` make distinct URLs;
 ``/u/<n>/<photo>`` also makes distinct bytes (a JPEG comment naming ``n``), so no two
-images are the same input. ``--cache-control V`` sends ``Cache-Control: V`` and a strong
-``ETag``, and answers a matching ``If-None-Match`` with 304. ``GET /_hits`` counts the
-image requests answered so far.
+images are the same input; ``/v/<n>/<photo>`` is another URL for the same bytes.
+``--cache-control V`` sends ``Cache-Control: V`` and a strong ``ETag``, and answers a
+matching ``If-None-Match`` with 304. ``GET /_hits`` counts the image requests so far.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def serve(
                 answered[0] += 1
             parts = self.path.split("/")
             body = files.get(parts[-1])
-            if body is not None and len(parts) == 4 and parts[1] == "u":
+            if body is not None and len(parts) == 4 and parts[1] in ("u", "v"):
                 body = unique(body, parts[2])
             if delay:
                 time.sleep(delay)

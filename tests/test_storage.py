@@ -115,6 +115,35 @@ def test_put_again_overwrites_and_never_duplicates(backend: Backend) -> None:
     assert backend.read(KEY) == b"second"
 
 
+def test_copy_gives_an_independent_object(backend: Backend, photo: bytes) -> None:
+    copy = image_key(REQUEST_ID, 99)
+    backend.storage.put(KEY, photo)
+    assert backend.storage.copy(KEY, copy)
+    assert backend.read(copy) == photo
+    assert backend.storage.copy(KEY, copy)  # again: replaces, never duplicates
+    assert backend.storage.copy(copy, copy)  # onto itself: it is there
+    assert backend.listing() == sorted([KEY, copy])
+    backend.storage.put(KEY, b"redone")  # the source replaced: the copy keeps its bytes
+    assert backend.read(copy) == photo
+
+
+def test_copy_of_a_missing_object_is_false(backend: Backend) -> None:
+    copy = image_key(REQUEST_ID, 99)
+    assert backend.storage.copy(KEY, copy) is False
+    assert backend.storage.copy(KEY, KEY) is False
+    assert backend.listing() == []
+
+
+def test_copy_survives_deleting_the_source_locally(tmp_path: Path, photo: bytes) -> None:
+    storage = LocalStorage(tmp_path, public_url=PUBLIC_URL)
+    copy = image_key(REQUEST_ID, 99)
+    storage.put(KEY, photo)
+    assert storage.copy(KEY, copy)
+    assert storage.path_for(copy).stat().st_ino == storage.path_for(KEY).stat().st_ino  # a link
+    storage.path_for(KEY).unlink()
+    assert storage.path_for(copy).read_bytes() == photo
+
+
 def test_url_for_is_absolute_and_names_the_key(backend: Backend) -> None:
     url = urlsplit(backend.storage.url_for(KEY))
     assert url.scheme in ("http", "https")

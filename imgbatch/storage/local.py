@@ -90,9 +90,10 @@ class LocalStorage(Storage):
                     return False
                 os.chmod(tmp, 0o644)
             os.replace(tmp, target_path)
-        except BaseException:
+        finally:
+            # Renaming a link onto another name of the same file does nothing (POSIX):
+            # the target was that file already, and the temporary name must go.
             tmp.unlink(missing_ok=True)
-            raise
         return True
 
     def _check(self) -> None:

@@ -193,6 +193,7 @@ class Fetcher:
                 found = response.headers
                 cache_headers = {name: found[name] for name in CACHE_HEADERS if name in found}
                 if response.status_code == 304 and conditions:
+                    await response.aread()  # (empty) read to its end: the connection is reused
                     return Fetched(
                         url=url,
                         final_url=str(response.url),

@@ -30,6 +30,7 @@ import asyncio
 import hashlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 
 from sqlalchemy import Engine
 
@@ -38,7 +39,16 @@ from imgbatch.db.work import ChunkImage, ImageResult
 from imgbatch.fetch import Fetched, Fetcher
 from imgbatch.options import OutputOptions
 from imgbatch.reuse.freshness import CachePolicy, read_policy
-from imgbatch.reuse.table import CacheRecord, Output, UrlEntry, known_output, url_entry
+from imgbatch.reuse.lookups import Coalesced
+from imgbatch.reuse.table import (
+    CacheRecord,
+    InputKey,
+    Output,
+    UrlEntry,
+    UrlKey,
+    known_outputs,
+    url_entries,
+)
 from imgbatch.storage import Storage
 
 # Compress ``content`` and store it under ``key``; returns the output's size in bytes.
@@ -55,13 +65,16 @@ class Reuser:
     make: Make
 
     def __post_init__(self) -> None:
-        self._making: dict[tuple[str, str], asyncio.Future[tuple[str, int]]] = {}
+        self._making: dict[InputKey, asyncio.Future[tuple[str, int]]] = {}
+        # A chunk's images ask at once: one query for all of them.
+        self._urls: Coalesced[UrlKey, UrlEntry] = Coalesced(partial(url_entries, self.engine))
+        self._inputs: Coalesced[InputKey, tuple[str, int]] = Coalesced(
+            partial(known_outputs, self.engine)
+        )
 
     async def image(self, image: ChunkImage, key: str, options: OutputOptions) -> ImageResult:
         """Give ``image`` its output under ``key``; raises ImageError like the pipeline."""
-        entry = await asyncio.to_thread(
-            url_entry, self.engine, url=image.url, options_key=options.key
-        )
+        entry = await self._urls.get((image.url, options.key))
         if entry is not None and entry.fresh(utcnow()):
             if await self._copy(entry.output.output_key, key):
                 return self._result(image, key, options, entry.policy, entry.output, reused=True)
@@ -88,7 +101,7 @@ class Reuser:
     ) -> ImageResult:
         policy = self._policy(fetched)
         content = fetched.content
-        digest = await asyncio.to_thread(lambda: hashlib.sha256(content).hexdigest())
+        digest = hashlib.sha256(content).hexdigest()  # ~1 ms for a large photo
         flight = (digest, options.key)
         known = await self._known(flight)
         if known is not None and await self._copy(known[0], key):
@@ -109,7 +122,7 @@ class Reuser:
         output = Output(digest, len(content), key, size)
         return self._result(image, key, options, policy, output, reused=False)
 
-    async def _known(self, flight: tuple[str, str]) -> tuple[str, int] | None:
+    async def _known(self, flight: InputKey) -> tuple[str, int] | None:
         """The output of these bytes and options: being made in this process, or recorded."""
         making = self._making.get(flight)
         if making is not None:
@@ -117,10 +130,7 @@ class Reuser:
                 return await asyncio.shield(making)
             except Exception:
                 return None  # its maker failed: this image tries for itself
-        digest, options_key = flight
-        return await asyncio.to_thread(
-            known_output, self.engine, input_sha256=digest, options_key=options_key
-        )
+        return await self._inputs.get(flight)
 
     async def _copy(self, source: str, target: str) -> bool:
         return await asyncio.to_thread(self.storage.copy, source, target)

@@ -57,35 +57,48 @@ def url_sha256(url: str) -> str:
     return hashlib.sha256(url.encode()).hexdigest()
 
 
-def url_entry(engine: Engine, *, url: str, options_key: str) -> UrlEntry | None:
+UrlKey = tuple[str, str]  # (url, options key)
+InputKey = tuple[str, str]  # (input SHA-256, options key)
+
+
+def url_entries(engine: Engine, keys: Sequence[UrlKey]) -> dict[UrlKey, UrlEntry]:
+    """What each (url, options key) returned last time, for those recorded."""
+    by_hash = {(url_sha256(url), options): (url, options) for url, options in keys}
     with read_tx(engine) as conn:
-        row = conn.execute(
+        rows = conn.execute(
             select(*UrlCache.__table__.columns).where(
-                UrlCache.url_sha256 == url_sha256(url), UrlCache.options_key == options_key
+                UrlCache.url_sha256.in_({url_hash for url_hash, _ in by_hash}),
+                UrlCache.options_key.in_({options for _, options in by_hash}),
             )
-        ).first()
-    if row is None:
-        return None
-    entry = row
-    policy = CachePolicy(
-        store=True,
-        fresh_until=entry.fresh_until,
-        etag=entry.etag,
-        last_modified=entry.last_modified,
-    )
-    output = Output(entry.input_sha256, entry.input_bytes, entry.output_key, entry.output_bytes)
-    return UrlEntry(policy, output)
+        ).all()
+    found = {}
+    for row in rows:
+        key = by_hash.get((row.url_sha256, row.options_key))
+        if key is None:
+            continue  # another options key of a URL asked about under one
+        policy = CachePolicy(
+            store=True, fresh_until=row.fresh_until, etag=row.etag, last_modified=row.last_modified
+        )
+        output = Output(row.input_sha256, row.input_bytes, row.output_key, row.output_bytes)
+        found[key] = UrlEntry(policy, output)
+    return found
 
 
-def known_output(engine: Engine, *, input_sha256: str, options_key: str) -> tuple[str, int] | None:
-    """The (output key, output bytes) last made from these input bytes and options."""
+def known_outputs(engine: Engine, keys: Sequence[InputKey]) -> dict[InputKey, tuple[str, int]]:
+    """The (output key, output bytes) last made from each (input SHA-256, options key)."""
+    wanted = set(keys)
     with read_tx(engine) as conn:
-        row = conn.execute(
-            select(InputOutput.output_key, InputOutput.output_bytes).where(
-                InputOutput.input_sha256 == input_sha256, InputOutput.options_key == options_key
+        rows = conn.execute(
+            select(*InputOutput.__table__.columns).where(
+                InputOutput.input_sha256.in_({digest for digest, _ in wanted}),
+                InputOutput.options_key.in_({options for _, options in wanted}),
             )
-        ).first()
-    return (row.output_key, row.output_bytes) if row else None
+        ).all()
+    return {
+        (row.input_sha256, row.options_key): (row.output_key, row.output_bytes)
+        for row in rows
+        if (row.input_sha256, row.options_key) in wanted
+    }
 
 
 def remember(conn: Connection, records: Sequence[CacheRecord]) -> None:

@@ -3,8 +3,10 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# newman runs docs/postman_collection.json in tests/test_postman.py (skipped without npm).
-NEWMAN := node_modules/.bin/newman
+# The JS tools, installed by `npm ci` from package-lock.json: ESLint checks the web page's
+# scripts; newman runs docs/postman_collection.json in tests/test_postman.py.
+NODE_STAMP := node_modules/.installed
+ESLINT := node_modules/.bin/eslint
 
 .PHONY: run test browser screenshots lint typecheck bench docs clean
 
@@ -14,9 +16,10 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/pip install --quiet -c requirements.lock -e '.[dev]'
 	touch $(STAMP)
 
-$(NEWMAN): package.json package-lock.json
-	@if command -v npm >/dev/null; then npm ci --no-audit --no-fund && touch $@; \
-	else echo "npm not found: tests/test_postman.py will be skipped"; fi
+$(NODE_STAMP): package.json package-lock.json
+	@command -v npm >/dev/null || (echo "npm is needed: make test lints the page's JS with ESLint" && false)
+	npm ci --no-audit --no-fund
+	touch $@
 
 # The sample CSV points at demo photos this server hosts itself on loopback.
 run: $(STAMP)
@@ -26,9 +29,10 @@ run: $(STAMP)
 browser:
 	command -v chromium >/dev/null || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
 
-test: $(STAMP) $(NEWMAN) browser
+test: $(STAMP) $(NODE_STAMP) browser
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(ESLINT) .
 	$(BIN)/pytest
 
 # docs/screenshots/*.png of the web page, taken from a live server.

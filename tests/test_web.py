@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import re
@@ -11,7 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Error, Page, Route, expect, sync_playwright
 
 from tests.helpers import csv_bytes, wait_until
 from tests.live import LiveServer, launch_chromium, live_server, require_chromium
@@ -179,6 +180,9 @@ def test_live_speed_time_left_cancel_and_resume(
     expect(page.locator("#stat-rate")).to_have_text(re.compile(r"images/s$"), timeout=SLOW)
     expect(page.locator("#stat-eta")).to_have_text(re.compile(r"^about \d"))
     assert page.evaluate("document.querySelector('#progress').value") < 80
+    # A finished image keeps its element (and its thumbnails) through every later refresh.
+    expect(page.locator("#products .image.status-succeeded").first).to_be_visible()
+    page.evaluate("window.kept = document.querySelector('#products .image.status-succeeded')")
 
     page.get_by_role("button", name="Cancel").click()
     expect(page.locator("#request-status")).to_have_text("cancelled")
@@ -190,6 +194,9 @@ def test_live_speed_time_left_cancel_and_resume(
     expect(page.locator("#request-status")).to_have_text("completed", timeout=SLOW)
     expect(page.locator("#progress-percent")).to_have_text("100 %")
     expect(page.get_by_role("button", name="Resume")).to_be_hidden()
+    expect(page.locator("#products .image.status-succeeded")).to_have_count(40)  # one page
+    expect(page.locator("#products .product")).to_have_count(20)
+    assert page.evaluate("window.kept.isConnected && window.kept.closest('#products') !== null")
 
 
 def test_failed_image_shows_its_reason_and_retry_fixes_it(
@@ -206,6 +213,8 @@ def test_failed_image_shows_its_reason_and_retry_fixes_it(
     expect(failed.locator(".error-code")).to_have_text("http_error")
     expect(failed).to_contain_text("404")
     expect(page.locator("#stat-failed")).to_have_text("1")
+    expect(page.locator("#request-size")).to_have_text("· 1 product, 2 images")
+    expect(page.locator("#products .product-summary")).to_contain_text("2 images · 1 failed")
 
     photo_host.serve_file("/late.jpg", photos[1])
     page.get_by_role("button", name="Retry failed images").click()
@@ -335,3 +344,97 @@ def test_a_request_of_100000_images_stays_paginated(page: Page, api: httpx.Clien
     expect(products_range).to_have_text(f"Products 19,961{DASH}19,980 of 20,000")
     expect(page.locator("#products .product")).to_have_count(20)
     assert page.evaluate("document.getElementsByTagName('*').length") < 2500
+
+
+def unreachable_request(api: httpx.Client, rows: list[tuple[int, str, int]]) -> str:
+    """A request of (serial, name, image count) rows whose images are never fetched
+    (port 9 is not allowed): cancelled at once and left terminal."""
+    products = [
+        (serial, name, [f"http://127.0.0.1:9/{serial}/{i}.jpg" for i in range(images)])
+        for serial, name, images in rows
+    ]
+    answer = api.post(
+        "/api/v1/requests", files={"file": ("u.csv", csv_bytes(products), "text/csv")}
+    )
+    assert answer.status_code == 202, answer.text
+    request_id: str = answer.json()["request_id"]
+    api.post(f"/api/v1/requests/{request_id}/cancel")
+    wait_terminal(api, request_id)
+    return request_id
+
+
+class HeldAnswers:
+    """Holds the page's calls whose URL matches, until ``release`` lets them answer late."""
+
+    def __init__(self, page: Page, pattern: re.Pattern[str]) -> None:
+        self.routes: list[Route] = []
+        page.route(pattern, self.hold)
+
+    def hold(self, route: Route) -> None:
+        self.routes.append(route)
+
+    def wait(self, count: int = 1) -> None:
+        wait_until(lambda: len(self.routes) >= count, timeout=10)
+
+    def release(self) -> None:
+        for route in self.routes:
+            with contextlib.suppress(Error):  # the page aborted it: as good as ignoring it
+                route.fulfill(response=route.fetch())
+
+
+def test_switching_requests_quickly_shows_only_the_latest(page: Page, api: httpx.Client) -> None:
+    first = unreachable_request(api, [(1, "FIRST-A", 3), (2, "FIRST-B", 3)])
+    second = unreachable_request(api, [(1, "SECOND", 1)])
+    held = HeldAnswers(page, re.compile(rf"/api/v1/requests/{first}(/products\?.*)?$"))
+
+    page.goto(f"/#/requests/{first}")
+    held.wait(2)  # its status and its products, both still unanswered
+    page.evaluate(f"window.location.hash = '#/requests/{second}'")
+    expect(page.locator("#request-size")).to_have_text("· 1 product, 1 image")
+
+    # The first request's answers arrive after the switch: nothing of them may show.
+    held.release()
+    page.wait_for_timeout(1500)
+    expect(page.locator("#request-id")).to_have_text(second)
+    expect(page.locator("#request-size")).to_have_text("· 1 product, 1 image")
+    expect(page.locator("#products .product-name")).to_have_text(["SECOND"])
+    expect(page.locator("#products .image")).to_have_count(1)
+    assert page.title() == "cancelled · imgbatch"
+
+
+def test_paging_quickly_shows_only_the_latest_page(page: Page, api: httpx.Client) -> None:
+    request_id = unreachable_request(api, [(n, f"SKU{n}", 1) for n in range(1, 71)])
+    page.goto(f"/#/requests/{request_id}")
+    products_range = page.locator("#products-range")
+    expect(products_range).to_have_text(f"Products 1{DASH}20 of 70")
+
+    held = HeldAnswers(page, re.compile(r"/products\?offset=20&"))
+    page.get_by_role("button", name="Next").click()
+    held.wait()
+    page.get_by_role("button", name="Next").click()
+    expect(products_range).to_have_text(f"Products 41{DASH}60 of 70")
+
+    held.release()  # page 2 answers last
+    page.wait_for_timeout(1000)
+    expect(products_range).to_have_text(f"Products 41{DASH}60 of 70")
+    expect(page.locator("#products .serial").first).to_have_text("#41")
+    expect(page.locator("#products .product")).to_have_count(20)
+    expect(page.locator("#page-number")).to_have_value("3")
+
+
+def test_a_long_product_shows_its_first_images_until_asked(page: Page, api: httpx.Client) -> None:
+    request_id = unreachable_request(api, [(1, "MANY", 14), (2, "ONE", 1)])
+    page.goto(f"/#/requests/{request_id}")
+    expect(page.locator("#request-size")).to_have_text("· 2 products, 15 images")
+    many, one = page.locator("#products .product").all()
+    expect(one.locator(".product-summary")).to_have_text("1 image")
+    expect(many.locator(".product-summary")).to_have_text("14 images")
+    expect(many.locator(".image")).to_have_count(12)
+    first_cell = "document.querySelector('#products .product .image')"
+    page.evaluate(f"window.kept = {first_cell}")
+
+    many.get_by_role("button", name="Show all 14 images").click()
+    expect(many.locator(".image")).to_have_count(14)
+    expect(many.get_by_role("button", name="Show all 14 images")).to_be_hidden()
+    expect(one.locator(".image")).to_have_count(1)
+    assert page.evaluate(f"window.kept === {first_cell}")  # shown images kept, not rebuilt

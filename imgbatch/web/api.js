@@ -41,6 +41,8 @@ async function call(method, path, { signal } = {}) {
     throw new ApiError(0, "the service cannot be reached; check your connection");
   }
   const body = await response.json().catch(() => null);
+  // An abort while the body was read would otherwise look like an empty answer.
+  signal?.throwIfAborted();
   if (!response.ok) throw new ApiError(response.status, body?.detail ?? null);
   return body;
 }
@@ -48,8 +50,8 @@ async function call(method, path, { signal } = {}) {
 const id = (requestId) => encodeURIComponent(requestId);
 
 export const getStatus = (requestId, options) => call("GET", `/requests/${id(requestId)}`, options);
-export const listRequests = (offset, limit) =>
-  call("GET", `/requests?offset=${offset}&limit=${limit}`);
+export const listRequests = (offset, limit, options) =>
+  call("GET", `/requests?offset=${offset}&limit=${limit}`, options);
 export const getProducts = (requestId, offset, limit, options) =>
   call("GET", `/requests/${id(requestId)}/products?offset=${offset}&limit=${limit}`, options);
 export const cancelRequest = (requestId) => call("POST", `/requests/${id(requestId)}/cancel`);

@@ -51,3 +51,36 @@ export function setText(element, text) {
   const value = String(text);
   if (element.textContent !== value) element.textContent = value;
 }
+
+// The element shown for each key, per list container (see reconcile).
+const keyedChildren = new WeakMap();
+
+/**
+ * Make `list`'s children one element per item, in the items' order. `render(item, previous)`
+ * gets the element shown for the item's key last time (or undefined) and returns the
+ * element to show: `previous` itself to keep it (updated in place), or a new one to take its
+ * place. Kept elements are moved only when out of place, so a thumbnail whose state did not
+ * change is never reloaded. Anything else in `list` is removed.
+ */
+export function reconcile(list, items, key, render) {
+  const before = keyedChildren.get(list) ?? new Map();
+  const after = new Map();
+  let previous = null;
+  for (const item of items) {
+    const itemKey = key(item);
+    const shown = before.get(itemKey)?.parentNode === list ? before.get(itemKey) : undefined;
+    const element = render(item, shown);
+    if (shown && element !== shown) shown.replaceWith(element);
+    after.set(itemKey, element);
+    const expected = previous ? previous.nextSibling : list.firstChild;
+    if (expected !== element) list.insertBefore(element, expected);
+    previous = element;
+  }
+  let stale = previous ? previous.nextSibling : list.firstChild;
+  while (stale) {
+    const next = stale.nextSibling;
+    stale.remove();
+    stale = next;
+  }
+  keyedChildren.set(list, after);
+}

@@ -18,13 +18,23 @@ export function bytes(n) {
   return `${unit === 0 ? integer.format(value) : threeDigits.format(value)} ${units[unit]}`;
 }
 
-/** "−72 %" for an output 72 % smaller than its input; null when there is nothing to compare. */
-export function saving(input, output) {
+/** "3 images", "1 product": a count and its noun (regular plurals only). */
+export const plural = (n, noun) => `${count(n)} ${noun}${n === 1 ? "" : "s"}`;
+
+/** "1.2 MB → 310 KB": sizes before and after. */
+export const sizes = (input, output) => `${bytes(input)} → ${bytes(output)}`;
+
+/**
+ * How an output's size compares with its input's, to a whole percent: "−72 %" ("+5 %",
+ * "±0 %"), or in words "72 % smaller" ("5 % larger"). Null when there is nothing to compare.
+ */
+export function saving(input, output, { words = false } = {}) {
   if (!input || output === null || output === undefined) return null;
   const change = (output - input) / input;
-  const percent = Math.round(Math.abs(change) * 100);
-  if (percent === 0) return "±0 %";
-  return `${change < 0 ? "−" : "+"}${percent} %`;
+  const rounded = Math.round(Math.abs(change) * 100);
+  if (words) return `${rounded} % ${change <= 0 ? "smaller" : "larger"}`;
+  if (rounded === 0) return "±0 %";
+  return `${change < 0 ? "−" : "+"}${rounded} %`;
 }
 
 export function percent(fraction) {

@@ -6,11 +6,15 @@
 // keeps its element, so thumbnails do not reload or flicker.
 
 import { ApiError, getProducts } from "./api.js";
-import { byId, h, replaceChildren, safeUrl, setText } from "./dom.js";
-import { bytes, count, saving, statusLabel } from "./format.js";
+import { byId, h, reconcile, safeUrl, setText } from "./dom.js";
+import { count, plural, saving, sizes, statusLabel } from "./format.js";
+import { Latest } from "./latest.js";
 
 export const PAGE_SIZE = 20;
 const IMAGES_SHOWN = 12;
+
+// What each image cell shows; a cell is rebuilt only when this changes.
+const signatures = new WeakMap();
 
 export class ProductList {
   constructor() {
@@ -24,9 +28,11 @@ export class ProductList {
     this.requestId = null;
     this.page = 1;
     this.total = 0;
-    this.rows = new Map(); // serial -> {element, images: Map(position -> {signature, element})}
+    this.items = []; // the page in view, as last loaded
     this.expanded = new Set(); // serials whose every image is shown
-    this.loading = null;
+    this.latest = new Latest();
+    this.loading = false;
+    this.again = false; // a refresh came while loading: load once more afterwards
 
     this.prev.addEventListener("click", () => this.goTo(this.page - 1));
     this.next.addEventListener("click", () => this.goTo(this.page + 1));
@@ -42,14 +48,28 @@ export class ProductList {
     this.requestId = requestId;
     this.total = totalProducts;
     this.page = 1;
-    this.clear();
-    return this.refresh();
+    this.empty();
+    return this.load();
   }
 
-  clear() {
-    this.rows.clear();
+  /** Show nothing, and drop any load under way. */
+  close() {
+    this.latest.renew();
+    this.requestId = null;
+    this.loading = false;
+    this.empty();
+  }
+
+  empty() {
+    this.items = [];
     this.expanded.clear();
     this.list.replaceChildren();
+  }
+
+  /** The request moved on: load the page in view again. Calls during a load make one more. */
+  refresh() {
+    if (this.loading) this.again = true;
+    else this.load();
   }
 
   async goTo(page) {
@@ -59,33 +79,40 @@ export class ProductList {
       this.expanded.clear();
     }
     this.pageInput.value = String(target);
-    await this.refresh();
-    if (target === this.page) this.range.scrollIntoView({ block: "nearest" });
+    if (await this.load()) this.range.scrollIntoView({ block: "nearest" });
   }
 
-  /** Load the current page again and update it in place. */
-  async refresh() {
+  /** Load the page in view, replacing any load under way; true once it is shown. */
+  async load() {
     const requestId = this.requestId;
-    const page = this.page;
-    if (!requestId) return;
-    // One load at a time; a newer call waits for the running one, then loads fresh data.
-    while (this.loading) await this.loading.catch(() => {});
-    if (requestId !== this.requestId || page !== this.page) return;
-    this.loading = getProducts(requestId, (page - 1) * PAGE_SIZE, PAGE_SIZE);
+    if (!requestId) return false;
+    const signal = this.latest.renew();
+    this.loading = true;
+    this.again = false;
     try {
-      const body = await this.loading;
-      if (requestId !== this.requestId || page !== this.page) return;
+      const offset = (this.page - 1) * PAGE_SIZE;
+      const body = await getProducts(requestId, offset, PAGE_SIZE, { signal });
+      if (signal.aborted) return false;
       this.total = body.total;
-      this.render(body.items);
+      this.items = body.items;
+      this.render();
+      return true;
     } catch (error) {
+      if (signal.aborted) return false;
       if (!(error instanceof ApiError)) throw error;
       setText(this.range, `The products could not be loaded: ${error.message}`);
+      return false;
     } finally {
-      this.loading = null;
+      // An aborted load has been replaced: the newer one owns the flags.
+      if (!signal.aborted) {
+        this.loading = false;
+        if (this.again) this.load();
+      }
     }
   }
 
-  render(items) {
+  render() {
+    const items = this.items;
     const first = (this.page - 1) * PAGE_SIZE;
     setText(
       this.range,
@@ -100,100 +127,78 @@ export class ProductList {
     if (document.activeElement !== this.pageInput) this.pageInput.value = String(this.page);
     setText(this.pageCount, `of ${count(this.pages)}`);
 
-    const seen = new Set();
-    let previous = null;
-    for (const product of items) {
-      seen.add(product.serial);
-      const row = this.productRow(product);
-      // Keep input order; move a node only when it is not already in place.
-      const expected = previous ? previous.nextElementSibling : this.list.firstElementChild;
-      if (expected !== row.element) this.list.insertBefore(row.element, expected);
-      previous = row.element;
-    }
-    for (const [serial, row] of this.rows) {
-      if (!seen.has(serial)) {
-        row.element.remove();
-        this.rows.delete(serial);
-      }
-    }
+    reconcile(
+      this.list,
+      items,
+      (product) => product.serial,
+      (product, row) => {
+        const element = row ?? this.productRow(product);
+        updateProduct(element, product, this.expanded.has(product.serial));
+        return element;
+      },
+    );
   }
 
   productRow(product) {
-    let row = this.rows.get(product.serial);
-    if (!row) {
-      const images = h("ul", { class: "images" });
-      const summary = h("span", { class: "product-summary muted" });
-      const more = h("button", { type: "button", class: "link-button more", hidden: true });
-      const element = h(
-        "li",
-        { class: "product" },
-        h(
-          "div",
-          { class: "product-head" },
-          h("span", { class: "serial" }, `#${product.serial}`),
-          h("h3", { class: "product-name" }, product.product_name),
-          summary,
-        ),
-        images,
-        more,
-      );
-      row = { element, imagesList: images, summary, more, images: new Map() };
-      more.addEventListener("click", () => {
-        this.expanded.add(product.serial);
-        this.refresh();
-      });
-      this.rows.set(product.serial, row);
-    }
-    this.updateProduct(row, product);
-    return row;
+    const more = h("button", { type: "button", class: "link-button more", hidden: true });
+    more.addEventListener("click", () => {
+      this.expanded.add(product.serial);
+      this.render();
+    });
+    return h(
+      "li",
+      { class: "product" },
+      h(
+        "div",
+        { class: "product-head" },
+        h("span", { class: "serial" }, `#${product.serial}`),
+        h("h3", { class: "product-name" }, product.product_name),
+        h("span", { class: "product-summary muted" }),
+      ),
+      h("ul", { class: "images" }),
+      more,
+    );
   }
+}
 
-  updateProduct(row, product) {
-    const showAll = this.expanded.has(product.serial);
-    const shown = showAll ? product.images : product.images.slice(0, IMAGES_SHOWN);
-    const failed = product.images.filter((image) => image.status === "failed").length;
-    const done = product.images.filter((image) => image.status === "succeeded");
-    const input = done.reduce((sum, image) => sum + (image.input_bytes ?? 0), 0);
-    const output = done.reduce((sum, image) => sum + (image.output_bytes ?? 0), 0);
-    const parts = [`${count(product.images.length)} image${product.images.length === 1 ? "" : "s"}`];
-    if (failed) parts.push(`${count(failed)} failed`);
-    const reused = done.filter((image) => image.reused).length;
-    if (reused) parts.push(`${count(reused)} reused unchanged`);
-    if (done.length) parts.push(`${bytes(input)} → ${bytes(output)} (${saving(input, output)})`);
-    setText(row.summary, parts.join(" · "));
+function updateProduct(row, product, showAll) {
+  const images = product.images;
+  const shown = showAll ? images : images.slice(0, IMAGES_SHOWN);
+  const failed = images.filter((image) => image.status === "failed").length;
+  const done = images.filter((image) => image.status === "succeeded");
+  const input = done.reduce((sum, image) => sum + (image.input_bytes ?? 0), 0);
+  const output = done.reduce((sum, image) => sum + (image.output_bytes ?? 0), 0);
+  const parts = [plural(images.length, "image")];
+  if (failed) parts.push(`${count(failed)} failed`);
+  const reused = done.filter((image) => image.reused).length;
+  if (reused) parts.push(`${count(reused)} reused unchanged`);
+  if (done.length) {
+    const change = saving(input, output);
+    parts.push(change ? `${sizes(input, output)} (${change})` : sizes(input, output));
+  }
+  setText(row.querySelector(".product-summary"), parts.join(" · "));
 
-    const hidden = product.images.length - shown.length;
-    row.more.hidden = hidden === 0;
-    setText(row.more, `Show all ${count(product.images.length)} images`);
+  const more = row.querySelector(".more");
+  more.hidden = shown.length === images.length;
+  setText(more, `Show all ${count(images.length)} images`);
 
-    let previous = null;
-    const seen = new Set();
-    for (const image of shown) {
-      seen.add(image.position);
+  reconcile(
+    row.querySelector(".images"),
+    shown,
+    (image) => image.position,
+    (image, cell) => {
       const signature = JSON.stringify([
         image.status,
         image.output_url,
         image.error_code,
         image.output_bytes,
       ]);
-      let cell = row.images.get(image.position);
-      if (!cell || cell.signature !== signature) {
-        const element = imageCell(image, product);
-        if (cell) cell.element.replaceWith(element);
-        cell = { signature, element };
-        row.images.set(image.position, cell);
-      }
-      const expected = previous ? previous.nextElementSibling : row.imagesList.firstElementChild;
-      if (expected !== cell.element) row.imagesList.insertBefore(cell.element, expected);
-      previous = cell.element;
-    }
-    for (const [position, cell] of row.images) {
-      if (!seen.has(position)) {
-        cell.element.remove();
-        row.images.delete(position);
-      }
-    }
-  }
+      if (cell && signatures.get(cell) === signature) return cell;
+      const element = imageCell(image, product);
+      signatures.set(element, signature);
+      return element;
+    },
+  );
 }
 
 function imageCell(image, product) {
@@ -251,7 +256,7 @@ function imageDetails(image, inputUrl) {
       h(
         "span",
         { class: "sizes" },
-        `${bytes(image.input_bytes)} → ${bytes(image.output_bytes)}`,
+        sizes(image.input_bytes, image.output_bytes),
         change ? h("strong", { class: "saving" }, ` ${change}`) : null,
       ),
     );

@@ -1,8 +1,9 @@
 // Recent requests, newest first, a page at a time: each links to #/requests/<id>.
 
 import { ApiError, TERMINAL, listRequests } from "./api.js";
-import { byId, h, replaceChildren, setText } from "./dom.js";
-import { ago, count, percent, statusLabel } from "./format.js";
+import { byId, h, reconcile, replaceChildren, setText } from "./dom.js";
+import { ago, count, percent, plural, statusLabel } from "./format.js";
+import { Latest } from "./latest.js";
 
 const PAGE_SIZE = 8;
 
@@ -17,7 +18,8 @@ export class RecentList {
     this.offset = 0;
     this.total = 0;
     this.current = null;
-    this.loading = 0;
+    this.items = []; // the statuses listed
+    this.latest = new Latest();
     byId("recent-refresh").addEventListener("click", () => this.refresh());
     this.newer.addEventListener("click", () => this.load(Math.max(0, this.offset - PAGE_SIZE)));
     this.older.addEventListener("click", () => this.load(this.offset + PAGE_SIZE));
@@ -34,13 +36,10 @@ export class RecentList {
 
   /** Show a fresher status of a listed request (the one being watched) in place. */
   update(status) {
-    const link = [...this.list.querySelectorAll("a[data-id]")].find(
-      (candidate) => candidate.dataset.id === status.request_id,
-    );
-    const item = link?.closest("li");
-    if (!item) return;
-    const fresh = this.item(status);
-    if (fresh.textContent !== item.textContent) item.replaceWith(fresh);
+    const index = this.items.findIndex((item) => item.request_id === status.request_id);
+    if (index < 0) return;
+    this.items = this.items.with(index, status);
+    this.render();
   }
 
   refresh() {
@@ -48,21 +47,21 @@ export class RecentList {
   }
 
   async load(offset) {
-    const ticket = ++this.loading;
+    const signal = this.latest.renew();
     let page;
     try {
-      page = await listRequests(offset, PAGE_SIZE);
+      page = await listRequests(offset, PAGE_SIZE, { signal });
     } catch (error) {
+      if (signal.aborted) return;
       if (!(error instanceof ApiError)) throw error;
-      if (ticket === this.loading) {
-        replaceChildren(this.list, h("li", { class: "muted" }, error.message));
-      }
+      replaceChildren(this.list, h("li", { class: "muted" }, error.message));
       return;
     }
-    if (ticket !== this.loading) return;
+    if (signal.aborted) return;
     this.offset = offset;
     this.total = page.total;
-    replaceChildren(this.list, page.items.map((status) => this.item(status)));
+    this.items = page.items;
+    this.render();
     this.empty.hidden = page.total > 0;
     this.pager.hidden = page.total <= PAGE_SIZE;
     this.newer.disabled = offset === 0;
@@ -71,11 +70,24 @@ export class RecentList {
     setText(this.range, `${count(offset + 1)}–${count(last)} of ${count(page.total)}`);
   }
 
+  /** The listed statuses; an item that did not change keeps its element. */
+  render() {
+    reconcile(
+      this.list,
+      this.items,
+      (status) => status.request_id,
+      (status, shown) => {
+        const fresh = this.item(status);
+        return shown?.isEqualNode(fresh) ? shown : fresh;
+      },
+    );
+  }
+
   item(status) {
     const done = status.processed_images + status.failed_images;
     const active = !TERMINAL.has(status.status);
     const detail = [
-      `${count(status.total_images)} image${status.total_images === 1 ? "" : "s"}`,
+      plural(status.total_images, "image"),
       active ? percent(status.total_images ? done / status.total_images : 0) : null,
       status.failed_images ? `${count(status.failed_images)} failed` : null,
       ago(status.created_at),

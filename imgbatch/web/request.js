@@ -12,7 +12,19 @@ import {
   retryRequest,
 } from "./api.js";
 import { byId, setText } from "./dom.js";
-import { ago, bytes, count, duration, parseTime, percent, rate, statusLabel } from "./format.js";
+import {
+  ago,
+  count,
+  duration,
+  parseTime,
+  percent,
+  plural,
+  rate,
+  saving,
+  sizes,
+  statusLabel,
+} from "./format.js";
+import { Latest, sleep } from "./latest.js";
 import { ProductList } from "./products.js";
 import { SpeedMeter, averageRate } from "./speed.js";
 
@@ -31,7 +43,7 @@ export class RequestView {
     this.products = new ProductList();
     this.requestId = null;
     this.status = null;
-    this.generation = 0;
+    this.latest = new Latest(); // the poll loop of the request in view
     this.el = {
       section: byId("request-view"),
       statusBadge: byId("request-status"),
@@ -78,18 +90,17 @@ export class RequestView {
   }
 
   close() {
-    this.generation += 1;
+    this.latest.renew();
     this.requestId = null;
     this.status = null;
-    this.products.requestId = null;
-    this.products.clear();
+    this.products.close();
     this.el.section.hidden = true;
     document.title = "imgbatch";
   }
 
-  /** Poll until the request is terminal; a newer open/close ends this loop. */
+  /** Poll until the request is terminal; a newer open, close or follow ends this loop. */
   async follow() {
-    const generation = ++this.generation;
+    const signal = this.latest.renew();
     const requestId = this.requestId;
     let wait = POLL_MS;
     let productsAt = performance.now();
@@ -97,19 +108,19 @@ export class RequestView {
     for (;;) {
       let status;
       try {
-        status = await getStatus(requestId);
+        status = await getStatus(requestId, { signal });
       } catch (error) {
-        if (generation !== this.generation) return;
+        if (signal.aborted) return;
         if (error instanceof ApiError && error.status === 404) {
           this.onNotFound(requestId);
           return;
         }
         setText(this.el.label, `${error.message}; trying again…`);
         wait = Math.min(wait * 2, RETRY_MAX_MS);
-        await sleep(wait);
+        await sleep(wait, signal);
         continue;
       }
-      if (generation !== this.generation) return;
+      if (signal.aborted) return;
       wait = POLL_MS;
       // Seen running here (not merely reopened after it finished).
       const wasActive = this.status !== null && !TERMINAL.has(this.status.status);
@@ -120,26 +131,26 @@ export class RequestView {
       if (key !== seen && (terminal || now - productsAt >= PRODUCTS_EVERY_MS)) {
         seen = key;
         productsAt = now;
-        this.products.total = status.total_products;
         this.products.refresh();
       }
       if (terminal) {
         if (wasActive) this.onChange(status);
         return;
       }
-      await sleep(document.hidden ? POLL_HIDDEN_MS : POLL_MS);
-      if (generation !== this.generation) return;
+      await sleep(document.hidden ? POLL_HIDDEN_MS : POLL_MS, signal);
+      if (signal.aborted) return;
     }
   }
 
   async act(call, pending) {
     const requestId = this.requestId;
+    const signal = this.latest.signal; // aborted if another request is opened meanwhile
     this.el.cancel.disabled = true;
     this.el.retry.disabled = true;
     setText(this.el.actionState, pending);
     try {
       const status = await call(requestId);
-      if (requestId !== this.requestId) return;
+      if (signal.aborted) return;
       setText(this.el.actionState, "");
       this.meter = new SpeedMeter();
       this.render(status);
@@ -148,6 +159,7 @@ export class RequestView {
       this.follow();
     } catch (error) {
       if (!(error instanceof ApiError)) throw error;
+      if (signal.aborted) return;
       const detail = error.detail;
       // 409 carries the fresh status body: the request finished (or started) meanwhile.
       if (error.status === 409 && detail?.status) this.render(detail);
@@ -186,8 +198,8 @@ export class RequestView {
       const left = this.meter.secondsLeft(total - done);
       setText(el.eta, left === null ? "estimating…" : `about ${duration(left)}`);
     }
-    setText(el.bytes, sizeText(status));
-    setText(el.saved, savedText(status));
+    setText(el.bytes, status.input_bytes ? sizes(status.input_bytes, status.output_bytes) : "–");
+    setText(el.saved, saving(status.input_bytes, status.output_bytes, { words: true }) ?? "–");
 
     el.webhook.hidden = !status.webhook_url;
     if (status.webhook_url) {
@@ -238,25 +250,9 @@ function progressText(status, done, terminal) {
   );
 }
 
-function sizeText(status) {
-  if (!status.input_bytes) return "–";
-  return `${bytes(status.input_bytes)} → ${bytes(status.output_bytes)}`;
-}
-
-function savedText(status) {
-  if (!status.input_bytes) return "–";
-  const saved = 1 - status.output_bytes / status.input_bytes;
-  const rounded = Math.round(Math.abs(saved) * 100);
-  return saved >= 0 ? `${rounded} % smaller` : `${rounded} % larger`;
-}
-
-const plural = (n, noun) => `${count(n)} ${noun}${n === 1 ? "" : "s"}`;
-
 function conflictText(detail) {
   if (!detail?.status) return "That is not possible in the request's current state.";
   return TERMINAL.has(detail.status)
     ? `The request has already finished (${statusLabel(detail.status)}).`
     : "The request is still running; wait for it to finish.";
 }
-
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));

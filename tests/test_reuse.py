@@ -215,7 +215,9 @@ def test_fresh_response_is_reused_without_asking_the_origin(
         assert first.status["status"] == "completed" and first.status["reused_images"] == 0
         second = svc.run(urls)
         assert_reused(first, second, svc)
+        metrics = svc.client.get("/metrics").text
     assert hits(origin, urls) == 3  # the second upload never reached the origin
+    assert 'imgbatch_reused_images{request_status="completed"} 3.0' in metrics
 
 
 def test_stale_response_is_revalidated_by_etag(

@@ -20,6 +20,7 @@ server-side CopyObject on S3 (moto), each beside a plain put of the same bytes.
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 from collections.abc import Sequence
@@ -29,7 +30,7 @@ import boto3
 import httpx
 
 from bench.common import csv_text, live_server, origin, photo_names, upload, wait_terminal
-from bench.scaleout import moto_server
+from bench.scaleout import AWS, moto_server
 from imgbatch.storage import LocalStorage, Storage, image_key
 from imgbatch.storage.s3 import S3Storage
 
@@ -71,7 +72,7 @@ def case(name: str, *, delay_ms: float, cache_control: str | None, second_prefix
         second_seconds, second = timed_upload(client, server.url, second_body)
         asked = origin_hits(client, base) - before
     print(
-        f"{name:>16} | {first_seconds:7.2f}s {second_seconds:7.2f}s "
+        f"{name:>20} | {first_seconds:7.2f}s {second_seconds:7.2f}s "
         f"{first_seconds / second_seconds:6.1f}× | {second['reused_images']:>6} {asked:>7} "
         f"| {first['reused_images']}"
     )
@@ -82,6 +83,7 @@ def copy_costs(repeat: int = 200) -> None:
     body = next(iter(sorted(data))).read_bytes()
     with tempfile.TemporaryDirectory() as tmp:
         print(_costs("local", LocalStorage(Path(tmp), public_url="http://x"), body, repeat))
+    os.environ.update(AWS)  # moto's test credentials, and none of this machine's
     with moto_server() as endpoint:
         bucket = "imgbatch-bench-reuse"
         boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(
@@ -108,7 +110,7 @@ def _costs(name: str, storage: Storage, body: bytes, repeat: int) -> str:
         assert storage.copy(key(0), key(repeat + i))
     copy = (time.perf_counter() - started) / repeat
     return (
-        f"{name:>16} | put {put * 1000:6.2f} ms | copy {copy * 1000:6.2f} ms "
+        f"{name:>20} | put {put * 1000:6.2f} ms | copy {copy * 1000:6.2f} ms "
         f"| {len(body) / 1000:.0f} kB, {repeat} each"
     )
 
@@ -116,7 +118,8 @@ def _costs(name: str, storage: Storage, body: bytes, repeat: int) -> str:
 def main() -> None:
     print(f"\n== Re-runs: {IMAGES} different inputs uploaded twice (first vs second) ==")
     print(
-        f"{'case':>16} | {'first':>8} {'second':>8} {'ratio':>7} | {'reused':>6} {'origin':>7} | "
+        f"{'case':>20} | {'first':>8} {'second':>8} {'ratio':>7} "
+        f"| {'reused':>6} {'origin':>7} | first reused"
     )
     case("max-age=3600", delay_ms=50, cache_control="max-age=3600", second_prefix="u")
     case("no-cache + ETag", delay_ms=50, cache_control="no-cache", second_prefix="u")

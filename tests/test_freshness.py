@@ -8,12 +8,12 @@ from email.utils import format_datetime
 
 import pytest
 
-from imgbatch.reuse.freshness import cache_control, read_policy
+from imgbatch.reuse.freshness import CachePolicy, cache_control, read_policy
 
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
 
 
-def policy(redirected: bool = False, delay: float = 0, **headers: str):  # type: ignore[no-untyped-def]
+def policy(redirected: bool = False, delay: float = 0, **headers: str) -> CachePolicy:
     named = {name.replace("_", "-"): value for name, value in headers.items()}
     return read_policy(
         named,

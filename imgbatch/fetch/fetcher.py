@@ -144,7 +144,7 @@ class Fetcher:
     async def aclose(self) -> None:
         await self._client.aclose()
 
-    async def fetch(self, url: str, conditions: Mapping[str, str] | None = None) -> Fetched:
+    async def fetch(self, url: str, *, conditions: Mapping[str, str] | None = None) -> Fetched:
         """Download ``url``, retrying transient failures; raises ImageError.
 
         ``conditions`` (``If-None-Match``, ``If-Modified-Since``) make it a conditional

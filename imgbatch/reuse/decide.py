@@ -79,9 +79,8 @@ class Reuser:
             if await self._copy(entry.output.output_key, key):
                 return self._result(image, key, options, entry.policy, entry.output, reused=True)
             entry = None  # the earlier output is gone: download it afresh
-        fetched = await self.fetcher.fetch(
-            image.url, entry.policy.conditions() if entry is not None else None
-        )
+        conditions = entry.policy.conditions() if entry is not None else None
+        fetched = await self.fetcher.fetch(image.url, conditions=conditions)
         if fetched.not_modified:
             assert entry is not None  # a 304 only answers our conditions
             policy = self._policy(fetched)

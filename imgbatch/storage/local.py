@@ -73,7 +73,8 @@ class LocalStorage(Storage):
         if source_path == target_path:
             return source_path.is_file()
         target_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target_path.with_name(f".{target_path.name}.{uuid.uuid4().hex}.tmp")
+        # Named like a put's temporary file: ".<seq>.jpg.<pid>.<random>.tmp".
+        tmp = target_path.with_name(f".{target_path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
         try:
             try:
                 # A second name for the same file: no bytes copied. Deleting (unlinking)

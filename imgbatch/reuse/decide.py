@@ -28,11 +28,14 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
+from typing import TypeVar
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from imgbatch.db.engine import utcnow
 from imgbatch.db.work import ChunkImage, ImageResult
@@ -50,6 +53,10 @@ from imgbatch.reuse.table import (
     url_entries,
 )
 from imgbatch.storage import Storage
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 # Compress ``content`` and store it under ``key``; returns the output's size in bytes.
 Make = Callable[[bytes, str], Awaitable[int]]
@@ -74,7 +81,7 @@ class Reuser:
 
     async def image(self, image: ChunkImage, key: str, options: OutputOptions) -> ImageResult:
         """Give ``image`` its output under ``key``; raises ImageError like the pipeline."""
-        entry = await self._urls.get((image.url, options.key))
+        entry = await _or_none(self._urls.get((image.url, options.key)))
         if entry is not None and entry.fresh(utcnow()):
             if await self._copy(entry.output.output_key, key):
                 return self._result(image, key, options, entry.policy, entry.output, reused=True)
@@ -129,7 +136,7 @@ class Reuser:
                 return await asyncio.shield(making)
             except Exception:
                 return None  # its maker failed: this image tries for itself
-        return await self._inputs.get(flight)
+        return await _or_none(self._inputs.get(flight))
 
     async def _copy(self, source: str, target: str) -> bool:
         return await asyncio.to_thread(self.storage.copy, source, target)
@@ -163,6 +170,16 @@ class Reuser:
             reused=reused,
             cache=CacheRecord(image.url, options.key, policy, newest),
         )
+
+
+async def _or_none(lookup: Awaitable[T | None]) -> T | None:
+    """A lookup's answer, or None when the database cannot answer now: the image is then
+    processed as without reuse (recording its result will meet the same database)."""
+    try:
+        return await lookup
+    except SQLAlchemyError:
+        log.warning("the re-run cache could not be read; processing anew", exc_info=True)
+        return None
 
 
 def _same_validator(entry: UrlEntry, answer: Fetched) -> bool:

@@ -25,6 +25,8 @@ STAMP = "<!-- source-sha256: {} -->"
 LOGICAL_LINKS = (
     ("images", "request_id, product_position", "products", "request_id, position", "belongs to"),
     ("images", "request_id, source_seq", "images", "request_id, seq", "duplicate of"),
+    ("images", "lease_owner", "runners", "id", "leased to"),
+    ("requests", "runner_id", "runners", "id", "pinned to"),
 )
 
 

@@ -16,11 +16,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from imgbatch.config import Settings
-from imgbatch.db.models import TERMINAL_STATUSES, Request, RequestStatus
+from imgbatch.db.models import TERMINAL_STATUSES, Request, RequestStatus, RunnerKind
 from imgbatch.db.reads import failed_images, get_request
 from imgbatch.errors import CsvError, CsvInvalid
 from imgbatch.operations import output_csv_text, submit_csv
-from imgbatch.runtime import Services, background_work, open_services
+from imgbatch.runtime import Services, background_work, become_runner, open_services
 
 app = typer.Typer(help="CSV of products and image URLs in; compressed hosted JPEGs out.")
 db_app = typer.Typer(help="Database maintenance.")
@@ -85,7 +85,7 @@ def worker(
     if not settings.broker_url:
         err.print("[red]imgbatch worker needs IMGBATCH_BROKER_URL (redis://… or amqp://…)[/red]")
         raise typer.Exit(2)
-    from imgbatch.dispatch.celery_app import run_worker
+    from imgbatch.dispatch.celery_worker import run_worker
 
     run_worker(settings, concurrency=concurrency or settings.workers, loglevel=loglevel.upper())
 
@@ -115,9 +115,12 @@ def run(
     settings = Settings()
     output = output or input_csv.with_name(f"{input_csv.stem}-output.csv")
     services = open_services(settings)
+    # The request is pinned to this process: no server sharing the data dir takes its
+    # images (it would fetch them with its own settings, e.g. its own allow list).
+    me = become_runner(services, RunnerKind.RUN)
     try:
         with input_csv.open("rb") as data:
-            request_id = submit_csv(services, data)
+            request_id = submit_csv(services, data, runner_id=me.id)
     except CsvInvalid as invalid:
         _print_csv_problems(invalid)
         raise typer.Exit(2) from None
@@ -143,7 +146,7 @@ async def _run_to_the_end(services: Services, request_id: str) -> Request:
         console=err,
         disable=not err.is_terminal,
     )
-    async with background_work(services):
+    async with background_work(services, RunnerKind.RUN):
         with progress:
             task = progress.add_task("images", total=None, failed=0)
             while True:

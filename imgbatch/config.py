@@ -108,6 +108,10 @@ class Settings(BaseSettings):
             return self.storage_url
         return (self.data_dir / "images").resolve().as_uri()
 
+    def output_csv_url(self, request_id: str) -> str:
+        """Where a finished request's output CSV is downloaded (status body and webhook)."""
+        return f"{self.public_url}/api/v1/requests/{request_id}/output.csv"
+
     @property
     def embedded(self) -> bool:
         """True when work runs in-process (no broker configured)."""

@@ -1,4 +1,4 @@
-"""Read and validate the input CSV (SPEC §1); write the output CSV (SPEC §4).
+"""Read and validate the input CSV (SPEC §1); ``csvout`` writes the output CSV (SPEC §4).
 
 Pure: a binary stream in, typed rows out; no database, no HTTP. The cell rules live in
 ``csvcheck``.
@@ -25,8 +25,6 @@ Choices beyond the letter of the SPEC:
   of the file only to maybe turn a 422 into a 400. Likewise at the row after ``max_rows``.
 - Quotes are parsed strictly: a quoted cell that is never closed, or text after a
   closing quote, is a problem with its line rather than a silently swallowed file.
-
-The output CSV uses CRLF line ends (RFC 4180; what Excel writes and expects).
 """
 
 from __future__ import annotations
@@ -34,7 +32,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -57,17 +55,14 @@ if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
 
 __all__ = [
-    "OUTPUT_COLUMN",
     "Column",
     "CsvHeader",
     "CsvLimits",
     "CsvReader",
     "CsvRow",
     "open_csv",
-    "output_csv",
 ]
 
-OUTPUT_COLUMN = "Output Image Urls"
 _COLUMNS_SENTENCE = "S. No., Product Name and Input Image Urls"
 
 
@@ -376,39 +371,3 @@ class _Borrowed(io.RawIOBase):
         data = self._stream.read(len(view))
         view[: len(data)] = data
         return len(data)
-
-
-# --- writing --------------------------------------------------------------------------
-
-# A cell starting with one of these is run as a formula by spreadsheets (CSV injection).
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def output_csv(
-    header: CsvHeader, rows: Iterable[tuple[str, str, str, Sequence[str | None]]]
-) -> Iterator[str]:
-    """The output CSV as text, one line at a time (CRLF line ends, BOM as the input had).
-
-    Each row is (serial, product_name, urls_cell, output_urls); a None output URL (a
-    failed image) leaves its place empty so positions stay aligned with the input.
-    """
-    writer = csv.writer(_Echo(), lineterminator="\r\n")
-    order = [column for column, _ in header.columns]
-    first = [_neutralise(text) for _, text in header.columns] + [OUTPUT_COLUMN]
-    yield ("\ufeff" if header.bom else "") + writer.writerow(first)
-    for serial, product_name, urls_cell, output_urls in rows:
-        values = {Column.SERIAL: serial, Column.NAME: product_name, Column.URLS: urls_cell}
-        outputs = ",".join(url or "" for url in output_urls)
-        cells = [_neutralise(values[column]) for column in order] + [_neutralise(outputs)]
-        yield writer.writerow(cells)
-
-
-def _neutralise(cell: str) -> str:
-    return "'" + cell if cell.startswith(_FORMULA_START) else cell
-
-
-class _Echo:
-    """A file-like whose write returns the line, so csv.writer.writerow returns it."""
-
-    def write(self, line: str) -> str:
-        return line

@@ -9,7 +9,8 @@
                                   (never fails its siblings; recorded on the image row)
 
 Third-party errors (httpx, Pillow, boto) are mapped to ImageError in one place each:
-``fetch.py``, ``imaging.py`` and ``storage/``.
+``fetch/failures.py``, ``imaging.py`` and ``storage/base.py`` (with each backend's
+``failures``).
 """
 
 from __future__ import annotations
@@ -70,14 +71,11 @@ class CsvInvalid(CsvError):
 
 
 class ImageError(ImgbatchError):
-    """A single image could not be produced. ``retryable`` marks transient failures."""
+    """A single image could not be produced. ``retryable`` marks a download failure the
+    fetcher tries again (``fetch/fetcher.py`` reads it)."""
 
     def __init__(self, code: ErrorCode, message: str, *, retryable: bool = False) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.retryable = retryable
-
-    def __reduce__(self) -> tuple[type[ImageError], tuple[ErrorCode, str], dict[str, object]]:
-        # Crosses process boundaries (process pool, Celery): rebuild from code and message.
-        return (type(self), (self.code, self.message), self.__dict__)

@@ -90,7 +90,7 @@ def compress(data: bytes, *, quality: int, max_pixels: int) -> Compressed:
         raise
     except MemoryError as exc:
         raise ImageError(
-            ErrorCode.INTERNAL_ERROR, "ran out of memory converting the image", retryable=True
+            ErrorCode.INTERNAL_ERROR, "ran out of memory converting the image"
         ) from exc
     except Exception as exc:
         log.exception("unexpected error converting a %s image", image.format)
@@ -148,9 +148,7 @@ def _decode_failure(exc: Exception, data: bytes, max_pixels: int) -> ImageError:
     if isinstance(exc, UnidentifiedImageError):
         return _unidentified(data)
     if isinstance(exc, MemoryError):
-        return ImageError(
-            ErrorCode.INTERNAL_ERROR, "ran out of memory decoding the image", retryable=True
-        )
+        return ImageError(ErrorCode.INTERNAL_ERROR, "ran out of memory decoding the image")
     if isinstance(exc, _DAMAGED):
         return ImageError(
             ErrorCode.CORRUPT_IMAGE,

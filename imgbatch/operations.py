@@ -6,7 +6,8 @@ import uuid
 from collections.abc import Iterator
 from typing import BinaryIO
 
-from imgbatch.csvfile import CsvHeader, CsvLimits, open_csv, output_csv
+from imgbatch.csvfile import CsvHeader, CsvLimits, open_csv
+from imgbatch.csvout import output_csv
 from imgbatch.db.ingest import create_request
 from imgbatch.db.models import Request
 from imgbatch.db.reads import output_rows
@@ -14,16 +15,27 @@ from imgbatch.runtime import Services
 
 
 def submit_csv(
-    services: Services, data: BinaryIO, *, webhook_url: str | None = None, owner: str | None = None
+    services: Services,
+    data: BinaryIO,
+    *,
+    webhook_url: str | None = None,
+    owner: str | None = None,
+    runner_id: str | None = None,
 ) -> str:
-    """Validate and store a CSV as a new request, and wake the scheduler; returns its id.
+    """Validate and store a CSV as a new request, and wake the upkeep; returns its id.
+    With ``runner_id`` the request is pinned to that runner while it lives.
 
     Raises CsvError (nothing stored) when the file is rejected.
     """
     request_id = str(uuid.uuid4())
     reader = open_csv(data, CsvLimits.from_settings(services.settings))
     create_request(
-        services.engine, request_id=request_id, reader=reader, webhook_url=webhook_url, owner=owner
+        services.engine,
+        request_id=request_id,
+        reader=reader,
+        webhook_url=webhook_url,
+        owner=owner,
+        runner_id=runner_id,
     )
     services.wake()
     return request_id

@@ -14,12 +14,21 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
 
+import sqlalchemy.exc
 from sqlalchemy import Engine
 
 from imgbatch.config import Settings
-from imgbatch.db.work import Chunk, ChunkImage, ImageResult, record_results, start_chunk
+from imgbatch.db.leases import start_chunk
+from imgbatch.db.work import (
+    Chunk,
+    ChunkImage,
+    ImageResult,
+    cancelled_seqs,
+    record_results,
+    request_is_active,
+)
 from imgbatch.errors import ErrorCode, ImageError
-from imgbatch.fetch import Fetcher
+from imgbatch.fetch import Fetcher, GoOn, Stopped
 from imgbatch.imaging import Compressed, compress
 from imgbatch.options import OutputOptions
 from imgbatch.reuse.decide import Reuser
@@ -63,41 +72,80 @@ class Workbench:
         if self.reuse is None and self.settings.reuse:
             self.reuse = Reuser(self.engine, self.fetcher, self.storage, self.make)
 
-    async def make(self, content: bytes, key: str) -> int:
-        """Compress ``content`` and store it under ``key``; the output's size."""
+    async def make(self, content: bytes, key: str, go_on: GoOn) -> int:
+        """Compress ``content`` and store it under ``key``; the output's size. Raises
+        ``Stopped`` when the request was cancelled before the store."""
         compressed = await self.compress(content)
+        if not await go_on():
+            raise Stopped(key)
         await asyncio.to_thread(self.storage.put, key, compressed.data)
         return len(compressed.data)
 
 
-async def process_chunk(bench: Workbench, chunk: Chunk) -> bool:
-    """Run one chunk to the end; True when it finished its request."""
-    images = await asyncio.to_thread(
-        start_chunk, bench.engine, chunk=chunk, lease_seconds=bench.settings.lease_seconds
+async def process_chunk(bench: Workbench, chunk: Chunk, *, owner: str) -> bool:
+    """Run one chunk to the end in the runner ``owner``; True when it finished its request.
+
+    A cancel stops it: each download and each store first asks whether the request is
+    still active (one primary-key read), and an output stored while a cancel landed is
+    deleted again once the results are recorded.
+    """
+    images, finished = await asyncio.to_thread(
+        start_chunk,
+        bench.engine,
+        chunk=chunk,
+        lease_seconds=bench.settings.lease_seconds,
+        owner=owner,
     )
     if not images:
-        return False  # a redelivered chunk whose work is already done or cancelled
-    results = await asyncio.gather(
-        *(process_image(bench, chunk.request_id, image) for image in images)
+        return finished  # a redelivered chunk whose work is done or cancelled, or worn out
+
+    async def go_on() -> bool:
+        try:
+            return await asyncio.to_thread(
+                request_is_active, bench.engine, request_id=chunk.request_id
+            )
+        except sqlalchemy.exc.SQLAlchemyError:
+            return True  # cannot tell now; the record is conditional, and undone if need be
+
+    outcomes = await asyncio.gather(
+        *(process_image(bench, chunk.request_id, image, go_on) for image in images)
     )
-    return await asyncio.to_thread(
+    results = [result for result in outcomes if result is not None]
+    finished = await asyncio.to_thread(
         record_results, bench.engine, request_id=chunk.request_id, results=results
     )
+    stored = [result.seq for result in results if result.output_key]
+    if stored:
+        await _undo_cancelled(bench, chunk.request_id, stored)
+    return finished
 
 
-async def process_image(bench: Workbench, request_id: str, image: ChunkImage) -> ImageResult:
+async def _undo_cancelled(bench: Workbench, request_id: str, stored: list[int]) -> None:
+    """Delete outputs of images cancelled between their store and the record."""
+    for seq in await asyncio.to_thread(
+        cancelled_seqs, bench.engine, request_id=request_id, seqs=stored
+    ):
+        await asyncio.to_thread(bench.storage.delete, image_key(request_id, seq))
+
+
+async def process_image(
+    bench: Workbench, request_id: str, image: ChunkImage, go_on: GoOn
+) -> ImageResult | None:
+    """One image's result, or None when its request was cancelled meanwhile."""
     key = image_key(request_id, image.seq)  # deterministic: a redo overwrites
     try:
         if bench.reuse is not None:
             # Until requests carry their own options, every request has the defaults.
             options = OutputOptions.defaults(bench.settings)
-            return await bench.reuse.image(image, key, options)
-        fetched = await bench.fetcher.fetch(image.url)
-        output_bytes = await bench.make(fetched.content, key)
+            return await bench.reuse.image(image, key, options, go_on)
+        fetched = await bench.fetcher.fetch(image.url, go_on=go_on)
+        output_bytes = await bench.make(fetched.content, key, go_on)
+    except Stopped:
+        return None
     except ImageError as error:
         return ImageResult(image.seq, False, error_code=error.code, error=error.message)
     except Exception:
-        # A bug, or a worker process that died: the image fails, its siblings go on.
+        # A bug: the image fails, its siblings go on.
         log.exception("unexpected error processing %s", image.url)
         return ImageResult(
             image.seq,

@@ -74,8 +74,7 @@ def build_payload(delivery: DueWebhook, settings: Settings) -> bytes:
         total_images=delivery.total_images,
         processed_images=delivery.processed_images,
         failed_images=delivery.failed_images,
-        # The same URL the status body gives.
-        output_csv_url=f"{settings.public_url}/api/v1/requests/{request_id}/output.csv",
+        output_csv_url=settings.output_csv_url(request_id),
         finished_at=delivery.finished_at,
     )
     return payload.model_dump_json().encode()

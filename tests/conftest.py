@@ -1,38 +1,19 @@
-"""Shared fixtures: the photo corpus, a local origin, and real services (or a skip)."""
+"""Shared fixtures: the photo corpus and a local origin; the plugins below add real services."""
 
 from __future__ import annotations
 
-import os
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.origin import Origin
-from tests.s3server import moto_s3, moto_server  # noqa: F401  (fixtures for every test)
+
+# Fixture modules, registered for every test: moto's S3, databases, the two modes, a live server.
+pytest_plugins = ["tests.s3server", "tests.databases", "tests.modes", "tests.live"]
 
 # A copy of the shared photo corpus, kept in the repository so any clone can test.
 CORPUS = Path(__file__).resolve().parent / "data" / "photos"
-
-REQUIRE_SERVICES = os.environ.get("IMGBATCH_REQUIRE_SERVICES") == "1"
-
-
-def service_reachable(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
-def require_service(name: str, host: str, port: int) -> None:
-    """Skip when a service is absent on a laptop; fail under IMGBATCH_REQUIRE_SERVICES=1."""
-    if service_reachable(host, port):
-        return
-    if REQUIRE_SERVICES:
-        pytest.fail(f"{name} on {host}:{port} is required (IMGBATCH_REQUIRE_SERVICES=1)")
-    pytest.skip(f"{name} on {host}:{port} is not running")
 
 
 @pytest.fixture(scope="session")

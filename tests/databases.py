@@ -1,4 +1,5 @@
-"""A fresh database per test on SQLite and on PostgreSQL (127.0.0.1:5432)."""
+"""A fresh database per test on SQLite and on PostgreSQL (127.0.0.1:5432), and the one
+place test databases are created and dropped."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from sqlalchemy import Engine
 
+from imgbatch.db.engine import make_engine
 from imgbatch.db.migrate import upgrade
-from tests.conftest import require_service
+from tests.services import require_service
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -39,3 +42,11 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     for url in fresh_postgres_url():
         upgrade(url)
         yield url
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    """An engine on each kind of fresh database."""
+    engine = make_engine(database_url)
+    yield engine
+    engine.dispose()

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import io
+import socket
+import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from PIL import Image
 
 ORIGINAL_HEADER = ("S. No.", "Product Name", "Input Image Urls")
+# The imgbatch command of this virtualenv, for tests that run it as a subprocess.
+IMGBATCH = str(Path(sys.executable).with_name("imgbatch"))
+TERMINAL = frozenset({"completed", "completed_with_errors", "failed", "cancelled"})
 
 
 def csv_bytes(
@@ -49,3 +55,22 @@ def wait_until(predicate: Any, *, timeout: float = 60, interval: float = 0.1) ->
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout} s")
         time.sleep(interval)
+
+
+def wait_terminal(client: Any, request_id: str, timeout: float = 60) -> dict[str, Any]:
+    """Poll a request's status (through a TestClient or an httpx client) until it ends."""
+
+    def finished() -> dict[str, Any] | None:
+        body: dict[str, Any] = client.get(f"/api/v1/requests/{request_id}").json()
+        return body if body["status"] in TERMINAL else None
+
+    result: dict[str, Any] = wait_until(finished, timeout=timeout, interval=0.05)
+    return result
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port

@@ -4,9 +4,8 @@ outside the process), and the headless Chromium those tests drive.
 ``live_server(data_dir)`` starts ``imgbatch serve`` as a subprocess on a free loopback port
 with a fresh data dir, waits for ``/healthz`` and stops it after. The server may fetch
 from itself (the sample CSV points at photos it hosts) and from any ``allow`` entries.
-The ``live`` fixture is one such server per test module::
-
-    from tests.live import live  # noqa: F401  (the fixture)
+The ``live`` fixture (registered in ``tests/conftest.py``) is one such server per test
+module::
 
     def test_something(live: LiveServer) -> None:
         httpx.get(live.url("/healthz"))
@@ -16,11 +15,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
-import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterable, Iterator, Mapping
@@ -29,6 +25,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+
+from tests.helpers import IMGBATCH, free_port
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Playwright
@@ -53,26 +51,10 @@ class LiveServer:
     port: int
     data_dir: Path
     log: Path
+    pid: int
 
     def url(self, path: str) -> str:
         return self.base_url + path
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def _imgbatch_command() -> list[str]:
-    script = Path(sys.executable).with_name("imgbatch")
-    if script.exists():
-        return [str(script)]
-    found = shutil.which("imgbatch")
-    if found is None:
-        raise RuntimeError("the imgbatch command is not installed (run `make test`)")
-    return [found]
 
 
 @contextlib.contextmanager
@@ -101,7 +83,7 @@ def live_server(
     log = data_dir / "server.log"
     with log.open("wb") as output:
         process = subprocess.Popen(
-            [*_imgbatch_command(), "serve", "--host", "127.0.0.1", "--port", str(port)],
+            [IMGBATCH, "serve", "--host", "127.0.0.1", "--port", str(port)],
             env=variables,
             stdout=output,
             stderr=subprocess.STDOUT,
@@ -109,7 +91,7 @@ def live_server(
         )
     try:
         _wait_healthy(process, base_url, log, start_timeout)
-        yield LiveServer(base_url=base_url, port=port, data_dir=data_dir, log=log)
+        yield LiveServer(base_url=base_url, port=port, data_dir=data_dir, log=log, pid=process.pid)
     finally:
         _stop(process)
 

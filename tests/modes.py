@@ -11,8 +11,7 @@ crosses between tests or between test runs sharing this machine's services. Work
 in the background while the app starts (queued chunks wait for them), and stop with a warm
 shutdown after the test; the session cleans up once they have exited.
 
-A test module imports the fixtures it uses, with those they need:
-``from tests.modes import mode_fixture, scaleout_fixture, scaleout_fleet_fixture``.
+The fixtures are registered for every test by ``pytest_plugins`` in ``tests/conftest.py``.
 """
 
 from __future__ import annotations
@@ -22,7 +21,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -35,11 +33,11 @@ from fastapi.testclient import TestClient
 
 from imgbatch.config import Settings
 from imgbatch.db.migrate import upgrade
-from tests.conftest import require_service
 from tests.databases import fresh_postgres_url
+from tests.helpers import IMGBATCH
 from tests.s3server import REGION, TEST_CREDENTIALS, MotoServer
+from tests.services import require_service
 
-IMGBATCH = str(Path(sys.executable).with_name("imgbatch"))
 REDIS_URL = "redis://127.0.0.1:6379/0"
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672//"
 LOCAL_BASE = "http://127.0.0.1:8000"  # IMGBATCH_PUBLIC_URL's default

@@ -9,12 +9,17 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import os
+import signal
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+
+import psutil
 
 Handler = Callable[[BaseHTTPRequestHandler], None]
 
@@ -57,6 +62,11 @@ class Origin:
         self.last_headers: dict[str, dict[str, str]] = {}
         self.in_flight = 0
         self.max_in_flight = 0
+        # (path, monotonic time) of every request as it arrived, in order.
+        self.arrivals: list[tuple[str, float]] = []
+        # With track_peers: (path, the asking process and its ancestors' pids) per request.
+        self.track_peers = False
+        self.peers: list[tuple[str, list[int]]] = []
         self.delay = 0.0
         self.stopping = threading.Event()  # handlers that stall or stream wait on this
         self._lock = threading.Lock()
@@ -71,10 +81,16 @@ class Origin:
             def _dispatch(self) -> None:
                 path = self.path.split("?", 1)[0]
                 with origin._lock:
+                    origin.arrivals.append((path, time.monotonic()))
                     origin.hits[path] = origin.hits.get(path, 0) + 1
                     origin.last_headers[path] = dict(self.headers.items())
                     origin.in_flight += 1
                     origin.max_in_flight = max(origin.max_in_flight, origin.in_flight)
+                if origin.track_peers:
+                    asker = client_process(self)
+                    lineage = [asker.pid, *(p.pid for p in asker.parents())] if asker else []
+                    with origin._lock:
+                        origin.peers.append((path, lineage))
                 try:
                     self._answer(path)
                 finally:
@@ -218,4 +234,24 @@ def trickle(origin: Origin, body: bytes, every: float) -> Handler:
 
 def hang_up(req: BaseHTTPRequestHandler) -> None:
     """Closes the connection without answering."""
+    req.close_connection = True
+
+
+def client_process(req: BaseHTTPRequestHandler) -> psutil.Process | None:
+    """The process (among this test's descendants) whose socket made this request."""
+    peer = req.client_address[1]
+    for process in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            for connection in process.net_connections(kind="tcp"):
+                if connection.laddr and connection.laddr.port == peer:
+                    return process
+    return None
+
+
+def kill_client(req: BaseHTTPRequestHandler) -> None:
+    """SIGKILLs the process that asked, every time: an image that kills whoever
+    handles it, without any backdoor in the product."""
+    process = client_process(req)
+    assert process is not None, "no descendant of the test holds this connection"
+    os.kill(process.pid, signal.SIGKILL)
     req.close_connection = True

@@ -1,6 +1,6 @@
 """moto's S3 server on 127.0.0.1 for tests: a real HTTP endpoint, no mocks in the process.
 
-Use it from conftest with ``from tests.s3server import moto_s3, moto_server  # noqa: F401``.
+Its fixtures are registered for every test by ``pytest_plugins`` in ``tests/conftest.py``.
 ``moto_server`` starts once per session (about a second); ``moto_s3`` gives each test a fresh,
 empty bucket and the AWS test credentials in the environment, so code under test that
 builds its own boto3 client (from the standard credential chain) talks to moto too.

@@ -14,17 +14,15 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from imgbatch.api import create_app
-from tests.helpers import csv_bytes, quantization_of, reference_quantization, wait_until
-from tests.modes import (  # noqa: F401  (fixtures)
-    Mode,
-    get_output,
-    mode_fixture,
-    scaleout_fixture,
-    scaleout_fleet_fixture,
+from tests.helpers import (
+    csv_bytes,
+    quantization_of,
+    reference_quantization,
+    wait_terminal,
+    wait_until,
 )
+from tests.modes import Mode, get_output
 from tests.origin import Origin, send_bytes
-
-TERMINAL = {"completed", "completed_with_errors", "failed", "cancelled"}
 
 Service = Callable[..., Any]
 
@@ -55,15 +53,6 @@ def upload(client: TestClient, body: bytes, **data: str) -> Any:
     return client.post(
         "/api/v1/requests", files={"file": ("products.csv", body, "text/csv")}, data=data
     )
-
-
-def wait_terminal(client: TestClient, request_id: str, timeout: float = 60) -> dict[str, Any]:
-    def finished() -> dict[str, Any] | None:
-        body: dict[str, Any] = client.get(f"/api/v1/requests/{request_id}").json()
-        return body if body["status"] in TERMINAL else None
-
-    result: dict[str, Any] = wait_until(finished, timeout=timeout)
-    return result
 
 
 def photo_urls(origin: Origin, photos: list[Path], count: int, start: int = 0) -> list[str]:

@@ -5,16 +5,13 @@ from __future__ import annotations
 import csv
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, inspect
 
-from tests.helpers import csv_bytes
+from tests.helpers import IMGBATCH, csv_bytes
 from tests.origin import Origin
-
-IMGBATCH = str(Path(sys.executable).with_name("imgbatch"))
 
 
 def run_cli(args: list[str], data_dir: Path, **env: str) -> subprocess.CompletedProcess[str]:

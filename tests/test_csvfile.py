@@ -19,8 +19,8 @@ from imgbatch.csvfile import (
     CsvReader,
     CsvRow,
     open_csv,
-    output_csv,
 )
+from imgbatch.csvout import output_csv
 from imgbatch.errors import CsvInvalid, CsvProblem, CsvUnreadable
 
 LIMITS = CsvLimits(max_rows=1000, max_urls_per_row=10, max_url_length=200, max_errors=50)

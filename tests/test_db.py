@@ -3,39 +3,31 @@
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 import threading
-from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, update
 
 from imgbatch.csvfile import CsvLimits, open_csv
-from imgbatch.db.engine import make_engine, read_tx
+from imgbatch.db.engine import read_tx, write_tx
 from imgbatch.db.ingest import canonical_url, create_request
-from imgbatch.db.models import Image, Product, Request
+from imgbatch.db.leases import MAX_ATTEMPTS, claim_chunk, reap_leases, release_chunk, start_chunk
+from imgbatch.db.models import Image, Product, Request, Runner, RunnerKind
 from imgbatch.db.reads import get_request
-from imgbatch.db.work import (
-    MAX_ATTEMPTS,
-    ImageResult,
-    cancel_request,
-    claim_chunk,
-    give_up_or_release,
-    reap_expired_leases,
-    record_results,
-    retry_request,
+from imgbatch.db.runners import (
+    forget_gone_runners,
+    heartbeat,
+    register_runner,
+    unregister_runner,
 )
+from imgbatch.db.work import ImageResult, cancel_request, record_results, retry_request
 from imgbatch.errors import CsvInvalid
-from tests.databases import database_url  # noqa: F401 (fixture)
 from tests.helpers import csv_bytes
 
 LIMITS = CsvLimits(max_rows=100_000, max_urls_per_row=100, max_url_length=2048, max_errors=100)
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:  # noqa: F811
-    engine = make_engine(database_url)
-    yield engine
-    engine.dispose()
 
 
 def store(engine: Engine, rows: list[tuple[int, str, list[str]]], request_id: str = "r1") -> str:
@@ -147,14 +139,42 @@ def test_concurrent_claims_never_overlap(engine: Engine) -> None:
     assert sorted(claimed) == list(range(200))
 
 
-def test_expired_leases_go_back_to_pending(engine: Engine) -> None:
-    store(engine, [(1, "A", ["https://x.example/1.jpg"]), (2, "B", ["https://x.example/2.jpg"])])
-    claim_chunk(engine, request_id="r1", size=1, lease_seconds=0)
-    claim_chunk(engine, request_id="r1", size=1, lease_seconds=3600)
-    assert reap_expired_leases(engine) == 1
-    assert reap_expired_leases(engine, everything=True) == 1
+def test_only_leases_of_gone_owners_and_expired_unowned_ones_are_reaped(engine: Engine) -> None:
+    urls = [f"https://x.example/{i}.jpg" for i in range(4)]
+    store(engine, [(i + 1, f"P{i}", [url]) for i, url in enumerate(urls)])
+    alive = register_runner(engine, kind=RunnerKind.SERVE, processes=1)
+    gone = register_runner(engine, kind=RunnerKind.RUN, processes=1)
+    claim_chunk(engine, request_id="r1", size=1, lease_seconds=0)  # in a queue, expired
+    claim_chunk(engine, request_id="r1", size=1, lease_seconds=3600)  # in a queue, in time
+    claim_chunk(engine, request_id="r1", size=1, lease_seconds=0, owner=alive.id)
+    claim_chunk(engine, request_id="r1", size=1, lease_seconds=3600, owner=gone.id)
+    assert reap_leases(engine) == 1  # only the expired unowned lease
+    unregister_runner(engine, runner_id=gone.id)
+    assert reap_leases(engine) == 1  # the gone runner's lease, although not expired
     chunk = claim_chunk(engine, request_id="r1", size=10, lease_seconds=60)
-    assert chunk is not None and chunk.seqs == (0, 1)
+    assert chunk is not None and chunk.seqs == (0, 3)
+
+
+def test_a_runner_taken_for_gone_registers_again_at_its_next_beat(engine: Engine) -> None:
+    me = register_runner(engine, kind=RunnerKind.WORKER, processes=1)
+    with write_tx(engine) as conn:
+        conn.execute(update(Runner).values(heartbeat_at=me.started_at - timedelta(hours=1)))
+    assert forget_gone_runners(engine, lease_seconds=60) == 1  # missed its beats
+    heartbeat(engine, me=me)
+    with read_tx(engine) as conn:
+        assert list(conn.execute(select(Runner.id, Runner.kind)).all()) == [(me.id, "worker")]
+
+
+def test_a_runner_whose_pid_is_gone_on_this_host_is_forgotten(engine: Engine) -> None:
+    me = register_runner(engine, kind=RunnerKind.SERVE, processes=1)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    with write_tx(engine) as conn:
+        conn.execute(update(Runner).where(Runner.id == me.id).values(pid=dead.pid))
+    other = register_runner(engine, kind=RunnerKind.RUN, processes=1)
+    assert forget_gone_runners(engine, lease_seconds=60) == 1
+    with read_tx(engine) as conn:
+        assert list(conn.execute(select(Runner.id)).scalars()) == [other.id]
 
 
 def test_cancel_and_retry(engine: Engine) -> None:
@@ -183,18 +203,32 @@ def test_cancel_and_retry(engine: Engine) -> None:
 
 def test_an_image_that_keeps_killing_workers_is_failed(engine: Engine) -> None:
     store(engine, [(1, "A", ["https://x.example/1.jpg", "https://x.example/2.jpg"])])
-    for _ in range(MAX_ATTEMPTS):
-        chunk = claim_chunk(engine, request_id="r1", size=1, lease_seconds=60)
-        assert chunk is not None and chunk.seqs == (0,)
-        give_up_or_release(engine, chunk=chunk)
+    chunk = claim_chunk(engine, request_id="r1", size=5, lease_seconds=60)
+    assert chunk is not None and chunk.seqs == (0, 1)
+    started, _ = start_chunk(engine, chunk=chunk, lease_seconds=60, owner="w")
+    assert [image.seq for image in started] == [0, 1]
+    release_chunk(engine, chunk=chunk)  # its process died
+    # Both were started once: each comes back alone, so a poison image wears out only its own.
+    poison = claim_chunk(engine, request_id="r1", size=5, lease_seconds=60)
+    sibling = claim_chunk(engine, request_id="r1", size=5, lease_seconds=60)
+    assert poison is not None and poison.seqs == (0,)
+    assert sibling is not None and sibling.seqs == (1,)
+    record_results(engine, request_id="r1", results=[ok(1)])
+    for _ in range(MAX_ATTEMPTS - 1):
+        started, _ = start_chunk(engine, chunk=poison, lease_seconds=60, owner="w")
+        assert [image.seq for image in started] == [0]
+        release_chunk(engine, chunk=poison)
+        poison = claim_chunk(engine, request_id="r1", size=5, lease_seconds=60)
+        assert poison is not None and poison.seqs == (0,)
+    started, finished = start_chunk(engine, chunk=poison, lease_seconds=60, owner="w")
+    assert started == [] and finished  # worn out: failed, and the request is done
     request = get_request(engine, request_id="r1")
     assert request is not None and request.failed_images == 1
     with read_tx(engine) as conn:
         image = conn.execute(select(Image).where(Image.seq == 0)).one()
     assert image.status == "failed" and image.error_code == "internal_error"
-    # The other image is untouched and still claimable.
-    chunk = claim_chunk(engine, request_id="r1", size=5, lease_seconds=60)
-    assert chunk is not None and chunk.seqs == (1,)
+    assert image.attempts == MAX_ATTEMPTS
+    assert request.processed_images == 1 and request.status == "completed_with_errors"
 
 
 @pytest.mark.parametrize(

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import multiprocessing
-import pickle
 import time
 import warnings
-from concurrent.futures import ProcessPoolExecutor
 from io import BytesIO
 from pathlib import Path
 
@@ -360,21 +357,6 @@ def test_recognised_but_refused_formats(data: bytes, name: str) -> None:
     assert error.code is ErrorCode.UNSUPPORTED_FORMAT
     assert name in error.message
     assert "JPEG, PNG" in error.message  # says what to send instead
-
-
-# -- worker processes -----------------------------------------------------------------------
-
-
-def test_results_and_errors_cross_process_boundaries(photos: list[Path]) -> None:
-    context = multiprocessing.get_context("forkserver")
-    with ProcessPoolExecutor(1, mp_context=context) as pool:
-        good = pool.submit(compress, photos[0].read_bytes(), quality=QUALITY, max_pixels=MAX_PIXELS)
-        bad = pool.submit(compress, images.html(), quality=QUALITY, max_pixels=MAX_PIXELS)
-        assert images.decode(good.result().data).format == "JPEG"
-        with pytest.raises(ImageError) as caught:
-            bad.result()
-    assert caught.value.code is ErrorCode.NOT_AN_IMAGE
-    assert pickle.loads(pickle.dumps(caught.value)).code is ErrorCode.NOT_AN_IMAGE
 
 
 def test_colour_jpeg_fast_path_matches_a_plain_rgb_reencode(photos: list[Path]) -> None:

@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import REQUIRE_SERVICES
 from tests.live import LiveServer, live_server
+from tests.services import REQUIRE_SERVICES
 
 ROOT = Path(__file__).resolve().parents[1]
 COLLECTION = ROOT / "docs" / "postman_collection.json"

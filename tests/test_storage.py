@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 import os
 import socket
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,8 +20,10 @@ import pytest
 
 from imgbatch.config import Settings
 from imgbatch.errors import ErrorCode, ImageError
+from imgbatch.runtime import open_services
 from imgbatch.storage import LocalStorage, Storage, image_key, open_storage, validate_key
-from imgbatch.storage.s3 import CACHE_CONTROL, S3Storage
+from imgbatch.storage.base import CACHE_FOREVER
+from imgbatch.storage.s3 import S3Storage
 from tests.s3server import MotoS3
 
 PUBLIC_URL = "http://imgbatch.test:8000"
@@ -166,6 +171,16 @@ def test_bad_keys_are_refused_before_touching_the_store(backend: Backend) -> Non
     assert backend.listing() == []
 
 
+def test_delete_removes_the_object_and_a_missing_one_is_fine(
+    backend: Backend, photo: bytes
+) -> None:
+    backend.storage.put(KEY, photo)
+    assert backend.listing()
+    backend.storage.delete(KEY)
+    backend.storage.delete(KEY)
+    assert backend.listing() == []
+
+
 def test_check_passes_on_a_usable_store(backend: Backend) -> None:
     backend.storage.check()
 
@@ -231,11 +246,50 @@ def test_local_readers_never_see_a_half_written_file(tmp_path: Path) -> None:
 # -- S3 -----------------------------------------------------------------------------------
 
 
+# A writer that stops inside its write, after the temporary file exists: run as a process
+# of its own, so the test can kill it there, as a crash or an OOM kill would.
+STUCK_WRITER = """
+import os, sys, time
+from pathlib import Path
+from imgbatch.storage import LocalStorage
+os.fsync = lambda fd: time.sleep(3600)
+LocalStorage(Path(sys.argv[1]), public_url="http://x").put(sys.argv[2], b"half a jpeg")
+"""
+
+
+def _stuck_writer(root: Path, key: str) -> subprocess.Popen[bytes]:
+    writer = subprocess.Popen([sys.executable, "-c", STUCK_WRITER, str(root), key])
+    deadline = time.monotonic() + 30
+    while not list(root.glob(f"{key.split('/')[0]}/.*.{writer.pid}.*.tmp")):
+        assert time.monotonic() < deadline and writer.poll() is None, "the writer never wrote"
+        time.sleep(0.05)
+    return writer
+
+
+def test_start_up_sweeps_temporary_files_of_killed_writes_only(tmp_path: Path) -> None:
+    root = tmp_path / "images"
+    killed = _stuck_writer(root, KEY)
+    killed.kill()
+    killed.wait()
+    other_key = image_key(UUID(int=7), 8)
+    alive = _stuck_writer(root, other_key)
+    try:
+        before = sorted(path.name for path in root.glob("*/.*.tmp"))
+        assert len(before) == 2
+        open_services(Settings(data_dir=tmp_path)).engine.dispose()  # a start-up
+        left = sorted(path.name for path in root.glob("*/.*.tmp"))
+        assert left == [name for name in before if f".{alive.pid}." in name]
+    finally:
+        alive.kill()
+        alive.wait()
+    assert not (root / KEY).exists()
+
+
 def test_s3_objects_carry_jpeg_type_and_long_cache(moto_s3: MotoS3, photo: bytes) -> None:
     S3Storage(moto_s3.bucket, endpoint_url=moto_s3.endpoint_url).put(KEY, photo)
     head = moto_s3.client.head_object(Bucket=moto_s3.bucket, Key=KEY)
     assert head["ContentType"] == "image/jpeg"
-    assert head["CacheControl"] == CACHE_CONTROL == "public, max-age=31536000, immutable"
+    assert head["CacheControl"] == CACHE_FOREVER == "public, max-age=31536000, immutable"
 
 
 def test_s3_presigned_url_serves_the_bytes(moto_s3: MotoS3, photo: bytes) -> None:
@@ -293,15 +347,13 @@ def test_s3_missing_bucket_fails_check_and_put(moto_s3: MotoS3) -> None:
         with pytest.raises(ImageError) as caught:
             attempt()
         assert caught.value.code == ErrorCode.STORAGE_ERROR
-        assert not caught.value.retryable  # a missing bucket will still be missing
 
 
-def test_s3_unreachable_endpoint_is_transient(closed_port: int, moto_s3: MotoS3) -> None:
+def test_s3_unreachable_endpoint_is_a_storage_error(closed_port: int, moto_s3: MotoS3) -> None:
     storage = S3Storage("b", endpoint_url=f"http://127.0.0.1:{closed_port}", max_attempts=1)
     with pytest.raises(ImageError) as caught:
         storage.put(KEY, b"x")
     assert caught.value.code == ErrorCode.STORAGE_ERROR
-    assert caught.value.retryable
 
 
 def test_s3_presigning_without_credentials_is_a_storage_error(

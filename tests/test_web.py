@@ -8,17 +8,15 @@ import io
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 from playwright.sync_api import Browser, Error, Page, Route, expect, sync_playwright
 
-from tests.helpers import csv_bytes, wait_until
+from tests.helpers import csv_bytes, wait_terminal, wait_until
 from tests.live import LiveServer, launch_chromium, live_server, require_chromium
 from tests.origin import Origin
 
-TERMINAL = {"completed", "completed_with_errors", "failed", "cancelled"}
 SLOW = 30_000  # ms: a whole request, start to end
 # The page writes ranges and savings the typographic way.
 DASH = "\u2013"
@@ -91,15 +89,6 @@ def write_csv(path: Path, rows: list[list[str]]) -> Path:
     with path.open("w", newline="", encoding="utf-8") as out:
         csv.writer(out).writerows([["S. No.", "Product Name", "Input Image Urls"], *rows])
     return path
-
-
-def wait_terminal(api: httpx.Client, request_id: str) -> dict[str, Any]:
-    def finished() -> dict[str, Any] | None:
-        body: dict[str, Any] = api.get(f"/api/v1/requests/{request_id}").json()
-        return body if body["status"] in TERMINAL else None
-
-    result: dict[str, Any] = wait_until(finished, timeout=SLOW / 1000)
-    return result
 
 
 def loaded_images(page: Page, selector: str) -> list[int]:
@@ -293,7 +282,7 @@ def test_narrow_screen_labels_and_keyboard(
     sample = api.get("/api/v1/sample.csv").content
     answer = api.post("/api/v1/requests", files={"file": ("sample.csv", sample, "text/csv")})
     request_id = answer.json()["request_id"]
-    wait_terminal(api, request_id)
+    wait_terminal(api, request_id, timeout=SLOW / 1000)
 
     page.set_viewport_size({"width": 375, "height": 740})
     page.goto(f"/#/requests/{request_id}")
@@ -426,6 +415,8 @@ def test_a_long_product_shows_its_first_images_until_asked(page: Page, api: http
     request_id = unreachable_request(api, [(1, "MANY", 14), (2, "ONE", 1)])
     page.goto(f"/#/requests/{request_id}")
     expect(page.locator("#request-size")).to_have_text("· 2 products, 15 images")
+    # The list loads after the status: wait for it (all() does not).
+    expect(page.locator("#products .product")).to_have_count(2)
     many, one = page.locator("#products .product").all()
     expect(one.locator(".product-summary")).to_have_text("1 image")
     expect(many.locator(".product-summary")).to_have_text("14 images")

@@ -17,7 +17,6 @@ import os
 import secrets
 import stat
 import subprocess
-import sys
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -44,8 +43,7 @@ from imgbatch.db.webhooks import DueWebhook, claim_due, record_attempt
 from imgbatch.db.work import cancel_request
 from imgbatch.fetch import AddressPolicy, safe_async_client
 from imgbatch.webhooks import WebhookSecretInvalid, deliver_due, webhook_secret
-from tests.databases import database_url  # noqa: F401 (fixture)
-from tests.helpers import csv_bytes, wait_until
+from tests.helpers import IMGBATCH, csv_bytes, wait_until
 from tests.origin import Handler, Origin, answer, hang_up, in_turn, redirect, stall
 
 PAYLOAD_KEYS = {
@@ -318,7 +316,7 @@ def test_a_restart_between_attempts_still_delivers(
     for call in (first, second):
         verify_by_hand(secret, call)
     printed = subprocess.run(
-        [str(Path(sys.executable).with_name("imgbatch")), "webhook-secret"],
+        [IMGBATCH, "webhook-secret"],
         env={**os.environ, "IMGBATCH_DATA_DIR": str(tmp_path / "data")},
         capture_output=True,
         text=True,
@@ -448,13 +446,6 @@ def stored_request(engine: Engine, *, webhook_url: str | None) -> str:
         webhook_url=webhook_url,
     )
     return request_id
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:  # noqa: F811
-    engine = make_engine(database_url)
-    yield engine
-    engine.dispose()
 
 
 def test_a_due_delivery_is_claimed_by_one_sender_only(engine: Engine) -> None:

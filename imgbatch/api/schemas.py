@@ -5,7 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel, Field
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from sqlalchemy import Row
 
 from imgbatch.config import Settings
@@ -15,8 +23,12 @@ from imgbatch.storage import Storage
 T = TypeVar("T")
 
 
+# Read from a ``Request`` row by ``StatusBody.of(request, settings)``; ``progress`` and
+# ``output_csv_url`` are derived from the row's other columns (the settings as context).
 class StatusBody(BaseModel):
-    request_id: str
+    model_config = ConfigDict(from_attributes=True)
+
+    request_id: str = Field(validation_alias=AliasChoices("request_id", "id"))
     status: str
     total_products: int
     total_images: int
@@ -25,11 +37,14 @@ class StatusBody(BaseModel):
     reused_images: int = Field(
         description="succeeded images whose output came from an earlier identical input"
     )
-    progress: float = Field(description="(processed + failed) / total, 0..1")
+    progress: float = Field(
+        validation_alias=AliasChoices("progress", "total_images"),
+        description="(processed + failed) / total, 0..1",
+    )
     created_at: datetime
     updated_at: datetime
     finished_at: datetime | None
-    output_csv_url: str | None
+    output_csv_url: str | None = Field(validation_alias=AliasChoices("output_csv_url", "id"))
     webhook_url: str | None
     webhook_status: str | None
     # Beyond the SPEC: bytes downloaded and written for succeeded images, for the savings.
@@ -38,36 +53,27 @@ class StatusBody(BaseModel):
 
     @classmethod
     def of(cls, request: Request, settings: Settings) -> StatusBody:
-        done = request.processed_images + request.failed_images
-        terminal = request.status in TERMINAL_STATUSES
-        return cls(
-            request_id=request.id,
-            status=request.status,
-            total_products=request.total_products,
-            total_images=request.total_images,
-            processed_images=request.processed_images,
-            failed_images=request.failed_images,
-            reused_images=request.reused_images,
-            progress=round(done / request.total_images, 4) if request.total_images else 0.0,
-            created_at=request.created_at,
-            updated_at=request.updated_at,
-            finished_at=request.finished_at,
-            output_csv_url=(
-                f"{settings.public_url}/api/v1/requests/{request.id}/output.csv"
-                if terminal
-                else None
-            ),
-            webhook_url=request.webhook_url,
-            webhook_status=request.webhook_status,
-            input_bytes=request.input_bytes,
-            output_bytes=request.output_bytes,
-        )
+        return cls.model_validate(request, context={"settings": settings})
+
+    @model_validator(mode="after")
+    def _derive(self, info: ValidationInfo) -> StatusBody:
+        done = self.processed_images + self.failed_images
+        self.progress = round(done / self.total_images, 4) if self.total_images else 0.0
+        settings = (info.context or {}).get("settings")
+        if settings is not None:  # read from a row, not re-read from a body
+            terminal = self.status in TERMINAL_STATUSES
+            self.output_csv_url = settings.output_csv_url(self.request_id) if terminal else None
+        return self
 
 
+# Read from an image row by ``ImageItem.of(row, storage)``.
 class ImageItem(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     position: int
-    input_url: str
-    output_url: str | None
+    input_url: str = Field(validation_alias=AliasChoices("input_url", "url"))
+    # From the row's output key, made a URL by the storage given as context.
+    output_url: str | None = Field(validation_alias=AliasChoices("output_url", "output_key"))
     status: str
     error_code: str | None
     error: str | None
@@ -77,17 +83,13 @@ class ImageItem(BaseModel):
 
     @classmethod
     def of(cls, image: Row[Any], storage: Storage) -> ImageItem:
-        return cls(
-            position=image.position,
-            input_url=image.url,
-            output_url=storage.url_for(image.output_key) if image.output_key else None,
-            status=image.status,
-            error_code=image.error_code,
-            error=image.error,
-            input_bytes=image.input_bytes,
-            output_bytes=image.output_bytes,
-            reused=image.reused,
-        )
+        return cls.model_validate(image, context={"storage": storage})
+
+    @field_validator("output_url")
+    @classmethod
+    def _url_of_key(cls, value: str | None, info: ValidationInfo) -> str | None:
+        storage = (info.context or {}).get("storage")
+        return storage.url_for(value) if storage is not None and value else value
 
 
 class ProductItem(BaseModel):

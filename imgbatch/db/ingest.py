@@ -72,6 +72,7 @@ def create_request(
     reader: CsvReader,
     webhook_url: str | None = None,
     owner: str | None = None,
+    runner_id: str | None = None,
 ) -> None:
     """Insert the request, its products and images; raise CsvInvalid (storing nothing)."""
     now = utcnow()
@@ -85,6 +86,7 @@ def create_request(
                 csv_header=reader.header.to_json(),
                 webhook_url=webhook_url,
                 owner=owner,
+                runner_id=runner_id,
             )
         )
         totals = _insert_rows(conn, request_id, reader)

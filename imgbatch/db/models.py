@@ -1,5 +1,6 @@
-"""The tables: requests, their products, their images, webhook delivery attempts, and
-the re-run cache (what each URL returned; which inputs were already processed).
+"""The tables: requests, their products, their images, webhook delivery attempts,
+the runners that hold leases, and the re-run cache (what each URL returned; which
+inputs were already processed).
 
 Keys are chosen for bulk ingest: a product is (request_id, position) and an image is
 (request_id, seq), with ``seq`` numbering a request's images in output order (product
@@ -88,6 +89,9 @@ class Request(Base):
     reused_images: Mapped[int] = mapped_column(Integer, default=0)
     # Who uploaded it (a hash of the API key), when API keys are configured.
     owner: Mapped[str | None] = mapped_column(String(64))
+    # The runner an ``imgbatch run`` request is pinned to: while it is alive, no other
+    # runner claims its images (it has its own settings, e.g. its own allow list).
+    runner_id: Mapped[str | None] = mapped_column(String(36))
 
     webhook_url: Mapped[str | None] = mapped_column(Text)
     webhook_status: Mapped[str | None] = mapped_column(String(16))
@@ -137,7 +141,14 @@ class Image(Base):
     output_bytes: Mapped[int | None] = mapped_column(Integer)
     output_key: Mapped[str | None] = mapped_column(Text)
     reused: Mapped[bool] = mapped_column(Boolean, default=False)
+    # A processing image's lease: held by a live runner (``lease_owner``), or, while its
+    # chunk travels in a queue and no one holds it, until ``lease_expires_at``.
     lease_expires_at: Mapped[datetime | None]
+    lease_owner: Mapped[str | None] = mapped_column(String(36))
+    # The claim that leased it: a chunk (a message) acts only on images still of its claim,
+    # so a stale message never takes over images claimed again since.
+    claim: Mapped[str | None] = mapped_column(String(32))
+    # Chunks that started on this image (counted when a chunk starts, in every mode).
     attempts: Mapped[int] = mapped_column(Integer, default=0)
 
     __table_args__ = (
@@ -145,6 +156,31 @@ class Image(Base):
         # Claims: the pending sources of one request, in order; the reaper's expired leases.
         Index("ix_images_claim", "request_id", "status", "seq"),
     )
+
+
+class RunnerKind(StrEnum):
+    SERVE = "serve"
+    RUN = "run"
+    WORKER = "worker"
+
+
+class Runner(Base):
+    """A live process that holds leases: ``serve``, ``run`` or a Celery pool process.
+
+    It beats every few seconds; one that stopped beating (or whose pid is gone on this
+    host) is gone, and the leases it held are handed out again.
+    """
+
+    __tablename__ = "runners"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    pid: Mapped[int] = mapped_column(Integer)
+    hostname: Mapped[str] = mapped_column(String(255))
+    # Worker processes that run chunks under it (0 for a serve that only dispatches).
+    processes: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime]
+    heartbeat_at: Mapped[datetime]
 
 
 class WebhookAttempt(Base):

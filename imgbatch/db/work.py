@@ -1,4 +1,5 @@
-"""The life of work in the database: claim, record, finalise, reap, cancel, retry.
+"""The life of work in the database: record, finalise, cancel, retry (claims and leases
+are in ``db/leases.py``).
 
 Every write here is a conditional UPDATE, so a chunk processed twice (a redelivered
 message, an expired lease) never counts twice, and only one writer can move a request
@@ -10,9 +11,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from sqlalchemy import Connection, Engine, and_, case, func, select, update
+from sqlalchemy import ColumnElement, Connection, Engine, and_, case, select, update
 
 from imgbatch.db.engine import read_tx, utcnow, write_tx
 from imgbatch.db.models import (
@@ -23,7 +24,6 @@ from imgbatch.db.models import (
     RequestStatus,
     WebhookStatus,
 )
-from imgbatch.errors import ErrorCode
 from imgbatch.reuse.table import CacheRecord, remember
 
 
@@ -33,6 +33,7 @@ class Chunk:
 
     request_id: str
     seqs: tuple[int, ...]
+    claim: str | None = None  # the claim that leased them (None: whichever claim holds them)
 
 
 @dataclass(frozen=True)
@@ -54,201 +55,108 @@ class ImageResult:
     cache: CacheRecord | None = None  # what the re-run cache learnt from this image
 
 
-def active_request_ids(engine: Engine) -> list[str]:
-    """Requests with work left, oldest first (the round-robin order)."""
-    with read_tx(engine) as conn:
-        rows = conn.execute(
-            select(Request.id)
-            .where(Request.status.in_(ACTIVE_STATUSES))
-            .order_by(Request.created_at, Request.id)
-        )
-        return [row[0] for row in rows]
-
-
-def images_in_flight(engine: Engine, *, request_id: str) -> int:
-    with read_tx(engine) as conn:
-        return int(
-            conn.execute(
-                select(func.count())
-                .select_from(Image)
-                .where(Image.request_id == request_id, Image.status == ImageStatus.PROCESSING)
-            ).scalar_one()
-        )
-
-
-def claim_chunk(engine: Engine, *, request_id: str, size: int, lease_seconds: int) -> Chunk | None:
-    """Lease up to ``size`` pending source images of a request (SKIP LOCKED on PostgreSQL)."""
-    now = utcnow()
-    # A materialised CTE, not "IN (subquery)": PostgreSQL may run a SKIP LOCKED subquery
-    # once per candidate row and so lock (and claim) more rows than the LIMIT.
-    picked = (
-        select(Image.seq)
-        .where(
-            Image.request_id == request_id,
-            Image.status == ImageStatus.PENDING,
-            Image.source_seq.is_(None),
-        )
-        .order_by(Image.seq)
-        .limit(size)
-        .with_for_update(skip_locked=True)
-        .cte("picked")
-        .prefix_with("MATERIALIZED")
+def chunk_rows(chunk: Chunk) -> ColumnElement[bool]:
+    """The images of ``chunk`` that are still being processed, under its claim."""
+    return and_(
+        Image.request_id == chunk.request_id,
+        Image.seq.in_(chunk.seqs),
+        Image.status == ImageStatus.PROCESSING,
+        *([Image.claim == chunk.claim] if chunk.claim else []),
     )
-    with write_tx(engine) as conn:
-        seqs = (
-            conn.execute(
-                update(Image)
-                .where(Image.request_id == request_id, Image.seq == picked.c.seq)
-                .values(
-                    status=ImageStatus.PROCESSING,
-                    lease_expires_at=now + timedelta(seconds=lease_seconds),
-                    attempts=Image.attempts + 1,
-                )
-                .returning(Image.seq)
-            )
-            .scalars()
-            .all()
-        )
-        if not seqs:
-            return None
-        conn.execute(
-            update(Request)
-            .where(Request.id == request_id, Request.status == RequestStatus.PENDING)
-            .values(status=RequestStatus.PROCESSING, updated_at=now)
-        )
-    return Chunk(request_id, tuple(sorted(seqs)))
 
 
-def release_chunk(engine: Engine, *, chunk: Chunk) -> int:
-    """Hand a claimed chunk's unfinished images back to pending at once, e.g. when its
-    message could not be sent; returns how many went back."""
-    with write_tx(engine) as conn:
-        result = conn.execute(
-            update(Image)
-            .where(
-                Image.request_id == chunk.request_id,
-                Image.seq.in_(chunk.seqs),
-                Image.status == ImageStatus.PROCESSING,
-            )
-            .values(status=ImageStatus.PENDING, lease_expires_at=None)
-        )
-        return int(result.rowcount)
-
-
-# A chunk whose worker process died is handed back; an image in it that has been
-# claimed this many times is failed rather than crash workers for ever.
-MAX_ATTEMPTS = 3
-
-
-def give_up_or_release(engine: Engine, *, chunk: Chunk) -> None:
-    """After a worker died mid-chunk: fail the chunk's images that have used up their
-    attempts (recorded like any result), and hand the others back to pending."""
+def request_is_active(engine: Engine, *, request_id: str) -> bool:
+    """One primary-key read: a running chunk asks it before each download and store."""
     with read_tx(engine) as conn:
-        worn_out = (
+        status = conn.execute(
+            select(Request.status).where(Request.id == request_id)
+        ).scalar_one_or_none()
+    return status in ACTIVE_STATUSES
+
+
+def cancelled_seqs(engine: Engine, *, request_id: str, seqs: Sequence[int]) -> list[int]:
+    """Which of ``seqs`` are cancelled: their stored outputs must not stay."""
+    with read_tx(engine) as conn:
+        return list(
             conn.execute(
                 select(Image.seq).where(
-                    Image.request_id == chunk.request_id,
-                    Image.seq.in_(chunk.seqs),
-                    Image.status == ImageStatus.PROCESSING,
-                    Image.attempts >= MAX_ATTEMPTS,
+                    Image.request_id == request_id,
+                    Image.seq.in_(seqs),
+                    Image.status == ImageStatus.CANCELLED,
                 )
-            )
-            .scalars()
-            .all()
+            ).scalars()
         )
-    if worn_out:
-        message = f"processing this image stopped a worker process {MAX_ATTEMPTS} times"
-        record_results(
-            engine,
-            request_id=chunk.request_id,
-            results=[
-                ImageResult(seq, False, error_code=ErrorCode.INTERNAL_ERROR, error=message)
-                for seq in worn_out
-            ],
-        )
-    release_chunk(engine, chunk=chunk)
-
-
-def start_chunk(engine: Engine, *, chunk: Chunk, lease_seconds: int) -> list[ChunkImage]:
-    """Renew the lease of a chunk's images that still need work, and return them.
-
-    Images already finished or cancelled (a redelivered chunk) are left out.
-    """
-    with write_tx(engine) as conn:
-        rows = conn.execute(
-            update(Image)
-            .where(
-                Image.request_id == chunk.request_id,
-                Image.seq.in_(chunk.seqs),
-                Image.status == ImageStatus.PROCESSING,
-            )
-            .values(lease_expires_at=utcnow() + timedelta(seconds=lease_seconds))
-            .returning(Image.seq, Image.url)
-        ).all()
-    return sorted((ChunkImage(seq, url) for seq, url in rows), key=lambda image: image.seq)
 
 
 def record_results(engine: Engine, *, request_id: str, results: Sequence[ImageResult]) -> bool:
     """Record a chunk's results in one transaction; True when this call finished the request."""
-    now = utcnow()
-    succeeded = failed = reused = bytes_in = bytes_out = 0
     with write_tx(engine) as conn:
-        for result in results:
-            values = {
-                "status": ImageStatus.SUCCEEDED if result.succeeded else ImageStatus.FAILED,
-                "input_bytes": result.input_bytes,
-                "output_bytes": result.output_bytes,
-                "output_key": result.output_key,
-                "reused": result.reused,
-                "error_code": result.error_code,
-                "error": result.error,
-                "lease_expires_at": None,
-            }
-            copies = conn.execute(
+        return record_in(conn, request_id=request_id, results=results, now=utcnow())
+
+
+def record_in(
+    conn: Connection, *, request_id: str, results: Sequence[ImageResult], now: datetime
+) -> bool:
+    """:func:`record_results` inside the caller's transaction."""
+    succeeded = failed = reused = bytes_in = bytes_out = 0
+    for result in results:
+        values = {
+            "status": ImageStatus.SUCCEEDED if result.succeeded else ImageStatus.FAILED,
+            "input_bytes": result.input_bytes,
+            "output_bytes": result.output_bytes,
+            "output_key": result.output_key,
+            "reused": result.reused,
+            "error_code": result.error_code,
+            "error": result.error,
+            "lease_expires_at": None,
+            "lease_owner": None,
+            "claim": None,
+        }
+        copies = conn.execute(
+            update(Image)
+            .where(
+                Image.request_id == request_id,
+                Image.seq == result.seq,
+                Image.status == ImageStatus.PROCESSING,
+            )
+            .values(**values)
+            .returning(Image.copies)
+        ).scalar_one_or_none()
+        if copies is None:
+            continue  # already recorded, or cancelled meanwhile
+        if copies:
+            conn.execute(
                 update(Image)
                 .where(
                     Image.request_id == request_id,
-                    Image.seq == result.seq,
-                    Image.status == ImageStatus.PROCESSING,
+                    Image.source_seq == result.seq,
+                    Image.status == ImageStatus.PENDING,
                 )
                 .values(**values)
-                .returning(Image.copies)
-            ).scalar_one_or_none()
-            if copies is None:
-                continue  # already recorded, or cancelled meanwhile
-            if copies:
-                conn.execute(
-                    update(Image)
-                    .where(
-                        Image.request_id == request_id,
-                        Image.source_seq == result.seq,
-                        Image.status == ImageStatus.PENDING,
-                    )
-                    .values(**values)
-                )
-            count = 1 + copies
-            if result.succeeded:
-                succeeded += count
-                reused += count if result.reused else 0
-                bytes_in += count * (result.input_bytes or 0)
-                bytes_out += count * (result.output_bytes or 0)
-            else:
-                failed += count
-        remember(conn, [result.cache for result in results if result.cache is not None])
-        if succeeded or failed:
-            conn.execute(
-                update(Request)
-                .where(Request.id == request_id)
-                .values(
-                    processed_images=Request.processed_images + succeeded,
-                    failed_images=Request.failed_images + failed,
-                    reused_images=Request.reused_images + reused,
-                    input_bytes=Request.input_bytes + bytes_in,
-                    output_bytes=Request.output_bytes + bytes_out,
-                    updated_at=now,
-                )
             )
-        return _finalise(conn, request_id=request_id, now=now)
+        count = 1 + copies
+        if result.succeeded:
+            succeeded += count
+            reused += count if result.reused else 0
+            bytes_in += count * (result.input_bytes or 0)
+            bytes_out += count * (result.output_bytes or 0)
+        else:
+            failed += count
+    remember(conn, [result.cache for result in results if result.cache is not None])
+    if succeeded or failed:
+        conn.execute(
+            update(Request)
+            .where(Request.id == request_id)
+            .values(
+                processed_images=Request.processed_images + succeeded,
+                failed_images=Request.failed_images + failed,
+                reused_images=Request.reused_images + reused,
+                input_bytes=Request.input_bytes + bytes_in,
+                output_bytes=Request.output_bytes + bytes_out,
+                updated_at=now,
+            )
+        )
+    return _finalise(conn, request_id=request_id, now=now)
 
 
 def _finalise(conn: Connection, *, request_id: str, now: datetime) -> bool:
@@ -318,7 +226,9 @@ def cancel_request(engine: Engine, *, request_id: str) -> bool:
                 Image.status.in_((ImageStatus.PENDING, ImageStatus.PROCESSING)),
                 still_active,
             )
-            .values(status=ImageStatus.CANCELLED, lease_expires_at=None)
+            .values(
+                status=ImageStatus.CANCELLED, lease_expires_at=None, lease_owner=None, claim=None
+            )
         )
         won = conn.execute(
             update(Request)
@@ -354,6 +264,7 @@ def retry_request(engine: Engine, *, request_id: str) -> int:
                 input_bytes=None,
                 output_bytes=None,
                 output_key=None,
+                attempts=0,  # a retry is a fresh start, not a suspect
             )
             .returning(Image.status)
         ).all()

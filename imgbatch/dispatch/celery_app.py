@@ -1,54 +1,33 @@
-"""The Celery app, its one task (run :func:`process_chunk` on a chunk) and the worker.
+"""The Celery app: how a chunk travels as a message, and the broker settings.
 
 A message only says "work on these image rows"; the database stays the source of truth.
 How a chunk is neither lost nor counted twice:
 
 - late acks and reject-on-worker-lost: a chunk whose worker process dies is delivered
-  again; prefetch 1: a worker holds no more chunks than it runs;
-- chunks are idempotent (``db/work.py``): a redelivered chunk skips finished images, and
-  results are recorded by conditional UPDATEs, so a duplicate never counts twice;
+  again (and its start counts an attempt, ``db/leases.py``); prefetch 1: a worker holds
+  no more chunks than it runs;
+- chunks are idempotent: a redelivered chunk skips finished images, and results are
+  recorded by conditional UPDATEs, so a duplicate never counts twice;
 - output keys are deterministic, so processing an image twice overwrites one object;
-- a lost message (a broker restart, a SIGKILLed worker) leaves its images leased; the
-  lease reaper hands them out again. Every worker runs it (:class:`Upkeep`), and so does
-  ``serve``'s scheduler, so recovery needs neither.
+- a lost message (a broker restart) leaves its images leased to no one until the lease
+  expires; a SIGKILLed worker's leases go when its heartbeat stops. Every runner's upkeep
+  hands them out again.
 
-Each prefork child builds its Workbench on its first task and keeps one asyncio loop for
-its life: the Fetcher's pooled client belongs to the loop it first ran on. A child is one
-of ``--concurrency`` processes (one per core by default) and compresses one image at a
-time, while the other images of its chunk download.
+The runner side (sending) is ``celery_runner.py``; the worker side (the task body and
+the pool processes) is ``celery_worker.py``.
 """
 
 from __future__ import annotations
 
-import logging
 import math
-import os
-import threading
-from collections.abc import Sequence
 from typing import Any
 
-import sqlalchemy.exc
-from celery import Celery, signals
-from kombu.exceptions import OperationalError as BrokerError
+from celery import Celery
 
 from imgbatch.config import Settings
-from imgbatch.db.engine import make_engine
-from imgbatch.db.work import Chunk, reap_expired_leases
-from imgbatch.dispatch.scheduler import dispatch_round
-from imgbatch.dispatch.worker_process import WorkerProcess
-from imgbatch.storage import open_storage
-
-log = logging.getLogger(__name__)
+from imgbatch.db.work import Chunk
 
 TASK_NAME = "imgbatch.process_chunk"
-
-# An outage of the database (or of a connection to it): the chunk is tried again later.
-RETRY_ON: tuple[type[Exception], ...] = (
-    sqlalchemy.exc.OperationalError,
-    sqlalchemy.exc.InterfaceError,
-    sqlalchemy.exc.TimeoutError,
-    ConnectionError,
-)
 
 
 def longest_chunk_seconds(settings: Settings) -> int:
@@ -108,7 +87,7 @@ def keep_consuming_after_failed_acks() -> None:
 
 
 def create_celery(settings: Settings) -> Any:
-    """The Celery app for ``settings.broker_url``, with the chunk task registered."""
+    """The Celery app for ``settings.broker_url`` (the worker side registers the task)."""
     if not settings.broker_url:
         raise ValueError("IMGBATCH_BROKER_URL is not set: there is no broker to send work to")
     if settings.broker_url.startswith(("redis://", "rediss://")):
@@ -137,137 +116,9 @@ def create_celery(settings: Settings) -> Any:
         task_ignore_result=True,
         worker_enable_remote_control=False,  # no broadcast queues: nothing here uses them
     )
-
-    def run_chunk(request_id: str, seqs: Sequence[int]) -> bool:
-        return _run_chunk(app, settings, Chunk(request_id, tuple(int(seq) for seq in seqs)))
-
-    app.task(
-        run_chunk,
-        name=TASK_NAME,
-        autoretry_for=RETRY_ON,
-        retry_backoff=1,
-        retry_backoff_max=30,
-        retry_jitter=True,
-        max_retries=10,  # after that the lease reaper hands the images out again
-    )
     return app
 
 
 def send_chunk(app: Any, chunk: Chunk) -> None:
     """Enqueue ``chunk``; raises when the broker cannot take it."""
-    app.send_task(TASK_NAME, args=(chunk.request_id, list(chunk.seqs)), retry=True)
-
-
-_process: WorkerProcess | None = None
-_upkeep: Upkeep | None = None
-
-
-def _worker_process(settings: Settings) -> WorkerProcess:
-    global _process
-    if _process is None or _process.pid != os.getpid():  # never reuse a parent's over fork
-        _process = WorkerProcess(settings)
-    return _process
-
-
-def _close_worker_process(**_: object) -> None:
-    if _upkeep is not None:
-        _upkeep.stop()
-    if _process is not None and _process.pid == os.getpid():
-        _process.close()
-
-
-signals.worker_process_shutdown.connect(_close_worker_process, weak=False)
-
-
-def _run_chunk(app: Any, settings: Settings, chunk: Chunk) -> bool:
-    process = _worker_process(settings)
-    finished = process.run_chunk(chunk)
-    # Enqueue the next chunks now rather than at the next poll (claims are atomic, so any
-    # number of dispatchers may do this). A failure here loses nothing: a later round does it.
-    try:
-        dispatch_round(process.bench.engine, settings, _runner(process.bench.engine, settings, app))
-    except Exception:
-        log.warning("could not dispatch after a chunk; a later round will", exc_info=True)
-    return finished
-
-
-def _runner(engine: Any, settings: Settings, app: Any) -> Any:
-    from imgbatch.dispatch.celery_runner import CeleryRunner  # it imports this module
-
-    return CeleryRunner(engine, settings, app)
-
-
-class Upkeep:
-    """Every few seconds, hand expired leases back and dispatch: a lost message is
-    recovered even when no API process is running.
-
-    A thread of each pool process, never of the worker's main process: that one forks
-    new pool processes, and a fork taken while another thread holds a lock (an import
-    lock, say) leaves the child waiting on it forever.
-    """
-
-    def __init__(self, app: Any, settings: Settings) -> None:
-        self.app = app
-        self.settings = settings
-        self.interval = max(1.0, settings.lease_seconds / 4)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="imgbatch-upkeep", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-
-    def _loop(self) -> None:
-        engine = make_engine(self.settings.effective_database_url, pool_size=1)
-        runner = _runner(engine, self.settings, self.app)
-        try:
-            while not self._stop.wait(self.interval):
-                self.tick(engine, runner)
-        finally:
-            engine.dispose()
-
-    def tick(self, engine: Any, runner: Any) -> None:
-        try:
-            reaped = reap_expired_leases(engine)
-            if reaped:
-                log.info("handed %d images with expired leases out again", reaped)
-            dispatch_round(engine, self.settings, runner)
-        except (sqlalchemy.exc.SQLAlchemyError, BrokerError, OSError) as error:
-            # A database or broker outage delays work; the next tick tries again.
-            log.warning("upkeep failed (%s); retrying in %.0f s", error, self.interval)
-        except Exception:
-            log.exception("upkeep failed; retrying in %.0f s", self.interval)
-
-
-def run_worker(settings: Settings, *, concurrency: int, loglevel: str = "INFO") -> None:
-    """Run a prefork Celery worker (blocks until it shuts down)."""
-    app = create_celery(settings)
-    # Fail at start on a bad storage URL, not at the first chunk; the pool processes
-    # forked later also inherit the storage client's imports.
-    open_storage(settings).close()
-
-    def start_upkeep(**_: object) -> None:
-        global _upkeep
-        _upkeep = Upkeep(app, settings)
-        _upkeep.start()
-
-    signals.worker_process_init.connect(start_upkeep, weak=False)
-    app.worker_main(
-        [
-            "worker",
-            "--pool=prefork",
-            f"--concurrency={concurrency}",
-            f"--loglevel={loglevel}",
-            f"--queues={settings.celery_queue}",
-            f"--hostname=imgbatch-{os.getpid()}@%h",
-            # Worker-to-worker chatter we do not use; mingle alone costs a second at start.
-            "--without-mingle",
-            "--without-gossip",
-            "--without-heartbeat",
-        ]
-    )
+    app.send_task(TASK_NAME, args=(chunk.request_id, list(chunk.seqs), chunk.claim), retry=True)

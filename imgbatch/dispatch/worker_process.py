@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
-import math
 import os
 import threading
 import time
@@ -27,23 +26,12 @@ from imgbatch.storage import open_storage
 T = TypeVar("T")
 
 
-def share_of_limits(settings: Settings, processes: int) -> Settings:
-    """The settings of one of ``processes`` local workers: the download limits are
-    totals for the machine, so each process gets its share of them."""
-    return settings.model_copy(
-        update={
-            "fetch_concurrency": math.ceil(settings.fetch_concurrency / processes),
-            "fetch_per_host": math.ceil(settings.fetch_per_host / processes),
-        }
-    )
-
-
 class WorkerProcess:
-    """What one worker process keeps between chunks."""
+    """What one worker process keeps between chunks; ``runner_id`` holds its leases."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, runner_id: str) -> None:
         _limit_malloc_arenas()  # before this process starts any thread
-        self.pid = os.getpid()
+        self.runner_id = runner_id
         self.loop = asyncio.new_event_loop()
         asyncio.set_event_loop(self.loop)
         self.bench = self.run(self._open(settings))
@@ -65,7 +53,7 @@ class WorkerProcess:
 
     def run_chunk(self, chunk: Chunk) -> bool:
         try:
-            return self.run(process_chunk(self.bench, chunk))
+            return self.run(process_chunk(self.bench, chunk, owner=self.runner_id))
         finally:
             _return_free_memory()
 
@@ -97,23 +85,36 @@ def _return_free_memory() -> None:
         _LIBC.malloc_trim(0)
 
 
-# The embedded mode's pool workers: started by the pool's initializer, used by its task.
+# The one WorkerProcess of this process, in both modes: made by start().
 _process: WorkerProcess | None = None
 
+# Worker processes yield the CPU, so a status request is answered at once while every
+# core compresses (the API, or a Celery worker's main process, keeps its priority).
+NICENESS = 10
 
-def start(settings: Settings, owner: int) -> None:
-    """Pool initializer, in a worker of the process ``owner``. Workers yield the CPU to
-    the API process, so status answers stay fast while every core compresses."""
+
+def start(settings: Settings, owner: int, runner_id: str) -> None:
+    """Make this process a worker process of the process ``owner``: the embedded
+    pool's initializer, and Celery's ``worker_process_init`` (the owner is the worker's
+    main process). Chunks it starts are leased to ``runner_id``."""
     global _process
-    os.nice(10)
+    os.nice(NICENESS)
     threading.Thread(target=_exit_with_owner, args=(owner,), daemon=True).start()
-    _process = WorkerProcess(settings)
+    _process = WorkerProcess(settings, runner_id)
+
+
+def stop() -> None:
+    global _process
+    if _process is not None:
+        _process.close()
+        _process = None
 
 
 def _exit_with_owner(owner: int) -> None:
-    """A server killed outright (SIGKILL, OOM) cannot stop its pool, and the forkserver
-    between them may outlive it; the workers must not go on using the CPU and the
-    database. Their leases expire and are handed out again."""
+    """An owner killed outright (SIGKILL, OOM) cannot stop its workers, and the
+    forkserver between them may outlive it; the workers must not go on using the CPU
+    and the database. The leases they held are handed out again once the owner's
+    heartbeat stops."""
     while True:
         time.sleep(1)
         try:
@@ -128,6 +129,6 @@ def ready() -> int:
 
 
 def run_chunk(chunk: Chunk) -> bool:
-    """Pool task: run one chunk in this worker; True when it finished its request."""
+    """Run one chunk in this worker process; True when it finished its request."""
     assert _process is not None, "worker_process.start() did not run in this process"
     return _process.run_chunk(chunk)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from imgbatch.fetch.addresses import AddressPolicy
 from imgbatch.fetch.failures import as_image_error
-from imgbatch.fetch.fetcher import Fetched, Fetcher
+from imgbatch.fetch.fetcher import Fetched, Fetcher, GoOn, Stopped
 from imgbatch.fetch.transport import (
     AddressBlocked,
     NameNotResolved,
@@ -24,8 +24,10 @@ __all__ = [
     "AddressPolicy",
     "Fetched",
     "Fetcher",
+    "GoOn",
     "NameNotResolved",
     "Resolver",
+    "Stopped",
     "as_image_error",
     "safe_async_client",
     "system_resolver",

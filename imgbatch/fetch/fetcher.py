@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -53,6 +53,13 @@ REQUEST_HEADERS = {
 
 # What the re-run cache reads from a final response (RFC 9111).
 CACHE_HEADERS = ("cache-control", "expires", "date", "age", "etag", "last-modified", "vary")
+
+# Asked before a download starts: False stops it.
+GoOn = Callable[[], Awaitable[bool]]
+
+
+class Stopped(Exception):
+    """The work this download was for is no longer wanted; nothing was sent."""
 
 
 @dataclass(frozen=True)
@@ -144,9 +151,17 @@ class Fetcher:
     async def aclose(self) -> None:
         await self._client.aclose()
 
-    async def fetch(self, url: str, *, conditions: Mapping[str, str] | None = None) -> Fetched:
+    async def fetch(
+        self,
+        url: str,
+        *,
+        go_on: GoOn | None = None,
+        conditions: Mapping[str, str] | None = None,
+    ) -> Fetched:
         """Download ``url``, retrying transient failures; raises ImageError.
 
+        ``go_on`` is asked once a slot is free, before every attempt: when it says no
+        (the request was cancelled), :class:`Stopped` is raised and nothing is sent.
         ``conditions`` (``If-None-Match``, ``If-Modified-Since``) make it a conditional
         GET: a 304 then returns ``Fetched(not_modified=True)`` instead of failing.
         """
@@ -158,7 +173,7 @@ class Fetcher:
             reraise=True,
         )
         try:
-            return await retrying(self._attempt, url, conditions or {})
+            return await retrying(self._attempt, url, go_on, conditions or {})
         except Exception as exc:
             error = as_image_error(exc)
             if error is None:
@@ -171,8 +186,12 @@ class Fetcher:
             return min(failure.retry_after, self._retry_after_cap)
         return float(self._backoff(state))
 
-    async def _attempt(self, url: str, conditions: Mapping[str, str]) -> Fetched:
+    async def _attempt(
+        self, url: str, go_on: GoOn | None, conditions: Mapping[str, str]
+    ) -> Fetched:
         async with self._host_slots.hold(httpx.URL(url).raw_host.decode()), self._all_slots:
+            if go_on is not None and not await go_on():
+                raise Stopped(url)
             try:
                 with anyio.fail_after(self._timeout):
                     return await self._follow(url, conditions)

@@ -39,7 +39,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from imgbatch.db.engine import utcnow
 from imgbatch.db.work import ChunkImage, ImageResult
-from imgbatch.fetch import Fetched, Fetcher
+from imgbatch.fetch import Fetched, Fetcher, GoOn
 from imgbatch.options import OutputOptions
 from imgbatch.reuse.freshness import CachePolicy, read_policy
 from imgbatch.reuse.lookups import Coalesced
@@ -58,8 +58,9 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# Compress ``content`` and store it under ``key``; returns the output's size in bytes.
-Make = Callable[[bytes, str], Awaitable[int]]
+# Compress ``content`` and store it under ``key`` unless ``go_on`` says the request was
+# cancelled (then raise ``Stopped``); returns the output's size in bytes.
+Make = Callable[[bytes, str, GoOn], Awaitable[int]]
 
 
 @dataclass
@@ -79,15 +80,18 @@ class Reuser:
             partial(known_outputs, self.engine)
         )
 
-    async def image(self, image: ChunkImage, key: str, options: OutputOptions) -> ImageResult:
-        """Give ``image`` its output under ``key``; raises ImageError like the pipeline."""
+    async def image(
+        self, image: ChunkImage, key: str, options: OutputOptions, go_on: GoOn
+    ) -> ImageResult:
+        """Give ``image`` its output under ``key``; raises ImageError (and ``Stopped``, for
+        a cancelled request) like the pipeline."""
         entry = await _or_none(self._urls.get((image.url, options.key)))
         if entry is not None and entry.fresh(utcnow()):
             if await self._copy(entry.output.output_key, key):
                 return self._result(image, key, options, entry.policy, entry.output, reused=True)
             entry = None  # the earlier output is gone: download it afresh
         conditions = entry.policy.conditions() if entry is not None else None
-        fetched = await self.fetcher.fetch(image.url, conditions=conditions)
+        fetched = await self.fetcher.fetch(image.url, go_on=go_on, conditions=conditions)
         if fetched.not_modified:
             assert entry is not None  # a 304 only answers our conditions
             policy = self._policy(fetched)
@@ -99,11 +103,12 @@ class Reuser:
                     last_modified=policy.last_modified or entry.policy.last_modified,
                 )
                 return self._result(image, key, options, merged, entry.output, reused=True)
-            fetched = await self.fetcher.fetch(image.url)  # not believed, or the output is gone
-        return await self._downloaded(image, key, options, fetched)
+            # Not believed, or the output is gone: download it whole.
+            fetched = await self.fetcher.fetch(image.url, go_on=go_on)
+        return await self._downloaded(image, key, options, fetched, go_on)
 
     async def _downloaded(
-        self, image: ChunkImage, key: str, options: OutputOptions, fetched: Fetched
+        self, image: ChunkImage, key: str, options: OutputOptions, fetched: Fetched, go_on: GoOn
     ) -> ImageResult:
         policy = self._policy(fetched)
         content = fetched.content
@@ -116,7 +121,7 @@ class Reuser:
         made: asyncio.Future[tuple[str, int]] = asyncio.get_running_loop().create_future()
         self._making[flight] = made
         try:
-            size = await self.make(content, key)
+            size = await self.make(content, key, go_on)
             made.set_result((key, size))
         except BaseException as exc:
             made.set_exception(exc)

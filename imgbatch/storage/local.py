@@ -1,17 +1,34 @@
-"""Output images as files under one directory, served by the API at ``GET /files/{key}``."""
+"""Output images as files under one directory, served by the API at ``GET /files/{key}``.
+
+A write goes to a temporary sibling, ``.<seq>.jpg.<pid>.<random>.tmp``, renamed over the
+target when complete. A process killed mid-write leaves its temporary file; start-up
+sweeps those whose writer is gone (its pid is not running), or that are older than any
+write takes (a writer on another machine sharing the disk), never a live write's.
+"""
 
 from __future__ import annotations
 
 import errno
+import logging
 import os
+import re
 import shutil
 import tempfile
+import time
 import uuid
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 from urllib.request import url2pathname
 
-from imgbatch.storage import Storage, validate_key
+from imgbatch.pids import pid_running
+from imgbatch.storage.base import Storage, validate_key
+
+log = logging.getLogger(__name__)
+
+_TEMPORARY = re.compile(r"\.[0-9]{1,19}\.jpg\.(?P<pid>[0-9]+)\.[^.]+\.tmp")
+# No write of one image takes this long: a temporary file this old is orphaned wherever
+# its writer ran.
+ORPHAN_SECONDS = 3600
 
 
 class LocalStorage(Storage):
@@ -54,7 +71,9 @@ class LocalStorage(Storage):
         path.parent.mkdir(parents=True, exist_ok=True)
         # Write a temporary sibling and rename it over the target: readers see the old file or
         # the new one, never half of one, even if this process dies mid-write.
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        fd, tmp = tempfile.mkstemp(
+            dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp"
+        )
         try:
             with os.fdopen(fd, "wb") as out:
                 out.write(data)
@@ -67,6 +86,30 @@ class LocalStorage(Storage):
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+    def _delete(self, key: str) -> None:
+        self.path_for(key).unlink(missing_ok=True)
+
+    def sweep(self) -> int:
+        swept = 0
+        if not self.root.is_dir():
+            return 0
+        for path in self.root.glob("*/.*.tmp"):
+            match = _TEMPORARY.fullmatch(path.name)
+            if match is None:
+                continue
+            try:
+                orphaned = not pid_running(int(match["pid"])) or (
+                    time.time() - path.stat().st_mtime > ORPHAN_SECONDS
+                )
+                if orphaned:
+                    path.unlink()
+                    swept += 1
+            except FileNotFoundError:
+                continue  # its writer renamed it meanwhile
+        if swept:
+            log.info("removed %d temporary files of interrupted writes", swept)
+        return swept
 
     def _copy(self, source: str, target: str) -> bool:
         source_path, target_path = self.path_for(source), self.path_for(target)

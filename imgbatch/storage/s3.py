@@ -11,16 +11,9 @@ from urllib.parse import quote, urlsplit
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    ConnectionClosedError,
-    ConnectTimeoutError,
-    EndpointConnectionError,
-    ReadTimeoutError,
-)
+from botocore.exceptions import BotoCoreError, ClientError
 
-from imgbatch.storage import Storage, validate_key
+from imgbatch.storage.base import CACHE_FOREVER, Storage, validate_key
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -28,12 +21,8 @@ if TYPE_CHECKING:
     from imgbatch.config import Settings
 
 CONTENT_TYPE = "image/jpeg"
-# Keys are deterministic per image and overwritten only with the same picture: cache forever.
-CACHE_CONTROL = "public, max-age=31536000, immutable"
 
 UrlMode = Literal["presigned", "public"]
-
-_TRANSIENT = (EndpointConnectionError, ConnectionClosedError, ConnectTimeoutError, ReadTimeoutError)
 
 
 def parse_s3_url(url: str) -> tuple[str, str]:
@@ -129,8 +118,11 @@ class S3Storage(Storage):
             Key=self.object_key(key),
             Body=data,
             ContentType=CONTENT_TYPE,
-            CacheControl=CACHE_CONTROL,
+            CacheControl=CACHE_FOREVER,
         )
+
+    def _delete(self, key: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=self.object_key(key))
 
     def _copy(self, source: str, target: str) -> bool:
         source_key, target_key = self.object_key(source), self.object_key(target)
@@ -165,10 +157,3 @@ class S3Storage(Storage):
             message = error.get("Message")
             return f"S3 answered {code}" + (f" ({message})" if message else "")
         return super()._explain(exc)
-
-    def _is_transient(self, exc: Exception) -> bool:
-        if isinstance(exc, ClientError):
-            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-            code = exc.response.get("Error", {}).get("Code", "")
-            return status >= 500 or status == 429 or code in ("SlowDown", "Throttling")
-        return isinstance(exc, _TRANSIENT)

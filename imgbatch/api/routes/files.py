@@ -6,11 +6,10 @@ from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import FileResponse
 
 from imgbatch.api.deps import StorageDep
+from imgbatch.storage.base import CACHE_FOREVER
 from imgbatch.storage.local import LocalStorage
 
 router = APIRouter(tags=["files"])
-
-CACHE_FOREVER = "public, max-age=31536000, immutable"
 
 
 @router.get(

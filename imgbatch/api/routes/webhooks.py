@@ -5,31 +5,23 @@ from __future__ import annotations
 from datetime import datetime
 
 from fastapi import APIRouter
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from imgbatch.api.deps import EngineDep, RequestDep
-from imgbatch.db.models import WebhookAttempt, WebhookStatus
+from imgbatch.db.models import WebhookStatus
 from imgbatch.db.reads import webhook_attempts
 
 router = APIRouter(prefix="/api/v1", tags=["webhooks"])
 
 
 class WebhookAttemptItem(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     attempted_at: datetime
     status_code: int | None = Field(description="the receiver's HTTP status, if it answered")
     error: str | None = Field(description="why the attempt failed; null when delivered")
     duration_ms: int
     webhook_id: str = Field(description="the event's webhook-id (a retried request gets a new one)")
-
-    @classmethod
-    def of(cls, attempt: WebhookAttempt) -> WebhookAttemptItem:
-        return cls(
-            attempted_at=attempt.attempted_at,
-            status_code=attempt.status_code,
-            error=attempt.error,
-            duration_ms=attempt.duration_ms,
-            webhook_id=attempt.webhook_id,
-        )
 
 
 class WebhookBody(BaseModel):
@@ -51,7 +43,7 @@ def webhook(request: RequestDep, engine: EngineDep) -> WebhookBody:
         webhook_status=request.webhook_status,
         webhook_id=request.webhook_id,
         attempts=[
-            WebhookAttemptItem.of(attempt)
+            WebhookAttemptItem.model_validate(attempt)
             for attempt in webhook_attempts(engine, request_id=request.id)
         ],
         next_attempt_at=next_at,

@@ -1,0 +1,212 @@
+"""Leases: which runner holds which images, and when they go back to pending.
+
+The one policy of every mode, whatever carries the chunk:
+
+- a claim leases up to ``size`` pending images of a request to the claiming runner (or,
+  for a chunk that will travel in a queue, to no one until ``lease_expires_at``);
+- attempts are counted when a chunk *starts* (:func:`start_chunk`), so a chunk that
+  kills its process is counted however it comes back (a rebuilt pool, a redelivered
+  message, a reaped lease). An image that has started ``MAX_ATTEMPTS`` times is failed
+  ``internal_error`` instead of being run again;
+- an image that was started before and comes back in a chunk of several runs alone
+  next time, so a poison image wears out only its own attempts, not its siblings';
+- a lease is reaped when its owner is gone (``db/runners.py``), or, unowned, when it
+  expired.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from datetime import timedelta
+
+from sqlalchemy import ColumnElement, Connection, Engine, and_, func, or_, select, update
+
+from imgbatch.db.engine import read_tx, utcnow, write_tx
+from imgbatch.db.models import ACTIVE_STATUSES, Image, ImageStatus, Request, RequestStatus
+from imgbatch.db.runners import live_runner_ids
+from imgbatch.db.work import Chunk, ChunkImage, ImageResult, chunk_rows, record_in
+from imgbatch.errors import ErrorCode
+
+# Starts after which an image that never finished is failed rather than crash for ever.
+MAX_ATTEMPTS = 3
+WORN_OUT = f"processing this image stopped a worker process {MAX_ATTEMPTS} times"
+
+
+# What a lease handed back leaves: a pending image no one holds.
+_UNLEASED = {
+    "status": ImageStatus.PENDING,
+    "lease_expires_at": None,
+    "lease_owner": None,
+    "claim": None,
+}
+
+
+def active_request_ids(engine: Engine, *, runner_id: str | None = None) -> list[str]:
+    """Requests with work left that ``runner_id`` may claim, oldest first (the
+    round-robin order): unpinned ones, its own, and those of a pinned runner gone."""
+    may_claim = or_(
+        Request.runner_id.is_(None),
+        Request.runner_id.not_in(live_runner_ids()),
+        *([Request.runner_id == runner_id] if runner_id else []),
+    )
+    with read_tx(engine) as conn:
+        rows = conn.execute(
+            select(Request.id)
+            .where(Request.status.in_(ACTIVE_STATUSES), may_claim)
+            .order_by(Request.created_at, Request.id)
+        )
+        return [row[0] for row in rows]
+
+
+def chunks_in_flight(engine: Engine, *, chunk_size: int) -> dict[str, int]:
+    """Chunks claimed and not yet recorded, per request, wherever they run or wait."""
+    with read_tx(engine) as conn:
+        rows = conn.execute(
+            select(Image.request_id, func.count())
+            .where(Image.status == ImageStatus.PROCESSING)
+            .group_by(Image.request_id)
+        ).all()
+    return {request_id: math.ceil(count / chunk_size) for request_id, count in rows}
+
+
+def claim_chunk(
+    engine: Engine,
+    *,
+    request_id: str,
+    size: int,
+    lease_seconds: int,
+    owner: str | None = None,
+) -> Chunk | None:
+    """Lease pending source images of a request (SKIP LOCKED on PostgreSQL): one image
+    started before and not finished, alone, or else up to ``size`` fresh ones."""
+    return _claim(engine, request_id, 1, Image.attempts > 0, lease_seconds, owner) or _claim(
+        engine, request_id, size, Image.attempts == 0, lease_seconds, owner
+    )
+
+
+def _claim(
+    engine: Engine,
+    request_id: str,
+    size: int,
+    which: ColumnElement[bool],
+    lease_seconds: int,
+    owner: str | None,
+) -> Chunk | None:
+    now = utcnow()
+    claim = uuid.uuid4().hex
+    # A materialised CTE, not "IN (subquery)": PostgreSQL may run a SKIP LOCKED subquery
+    # once per candidate row and so lock (and claim) more rows than the LIMIT.
+    picked = (
+        select(Image.seq)
+        .where(
+            Image.request_id == request_id,
+            Image.status == ImageStatus.PENDING,
+            Image.source_seq.is_(None),
+            which,
+        )
+        .order_by(Image.seq)
+        .limit(size)
+        .with_for_update(skip_locked=True)
+        .cte("picked")
+        .prefix_with("MATERIALIZED")
+    )
+    with write_tx(engine) as conn:
+        seqs = (
+            conn.execute(
+                update(Image)
+                .where(Image.request_id == request_id, Image.seq == picked.c.seq)
+                .values(
+                    status=ImageStatus.PROCESSING,
+                    lease_expires_at=now + timedelta(seconds=lease_seconds),
+                    lease_owner=owner,
+                    claim=claim,
+                )
+                .returning(Image.seq)
+            )
+            .scalars()
+            .all()
+        )
+        if not seqs:
+            return None
+        conn.execute(
+            update(Request)
+            .where(Request.id == request_id, Request.status == RequestStatus.PENDING)
+            .values(status=RequestStatus.PROCESSING, updated_at=now)
+        )
+    return Chunk(request_id, tuple(sorted(seqs)), claim)
+
+
+def start_chunk(
+    engine: Engine, *, chunk: Chunk, lease_seconds: int, owner: str
+) -> tuple[list[ChunkImage], bool]:
+    """Start a chunk in the runner ``owner``: count an attempt on each image that still
+    needs work and return them, with True when this start finished the request.
+
+    Images already finished or cancelled (a redelivered chunk) are left out; worn-out
+    ones are failed; ones started before, in a chunk of several, go back to run alone.
+    """
+    now = utcnow()
+    with write_tx(engine) as conn:
+        rows = conn.execute(
+            select(Image.seq, Image.url, Image.attempts).where(chunk_rows(chunk))
+        ).all()
+        worn_out = [seq for seq, _, attempts in rows if attempts >= MAX_ATTEMPTS]
+        suspects = [seq for seq, _, attempts in rows if 0 < attempts < MAX_ATTEMPTS]
+        if len(rows) == 1:
+            suspects = []
+        run = [
+            ChunkImage(seq, url)
+            for seq, url, _ in sorted(rows)
+            if seq not in worn_out and seq not in suspects
+        ]
+        if suspects:
+            _to_pending(conn, Chunk(chunk.request_id, tuple(suspects), chunk.claim))
+        if run:
+            conn.execute(
+                update(Image)
+                .where(chunk_rows(Chunk(chunk.request_id, tuple(i.seq for i in run), chunk.claim)))
+                .values(
+                    attempts=Image.attempts + 1,
+                    lease_owner=owner,
+                    lease_expires_at=now + timedelta(seconds=lease_seconds),
+                )
+            )
+        failed = [
+            ImageResult(seq, False, error_code=ErrorCode.INTERNAL_ERROR, error=WORN_OUT)
+            for seq in worn_out
+        ]
+        finished = bool(failed) and record_in(
+            conn, request_id=chunk.request_id, results=failed, now=now
+        )
+    return run, finished
+
+
+def release_chunk(engine: Engine, *, chunk: Chunk) -> int:
+    """Hand a claimed chunk's unfinished images back to pending at once (its message
+    could not be sent, its process died); returns how many went back."""
+    with write_tx(engine) as conn:
+        return _to_pending(conn, chunk)
+
+
+def _to_pending(conn: Connection, chunk: Chunk) -> int:
+    result = conn.execute(update(Image).where(chunk_rows(chunk)).values(**_UNLEASED))
+    return int(result.rowcount)
+
+
+def reap_leases(engine: Engine) -> int:
+    """Hand back the leases of runners that are gone, and unowned leases that expired
+    (a message lost with its broker). Returns how many images went back to pending."""
+    active = select(Request.id).where(Request.status.in_(ACTIVE_STATUSES))
+    lost = or_(
+        and_(Image.lease_owner.is_(None), Image.lease_expires_at < utcnow()),
+        Image.lease_owner.not_in(live_runner_ids()),
+    )
+    with write_tx(engine) as conn:
+        result = conn.execute(
+            update(Image)
+            .where(Image.request_id.in_(active), Image.status == ImageStatus.PROCESSING, lost)
+            .values(**_UNLEASED)
+            .execution_options(synchronize_session=False)
+        )
+        return int(result.rowcount)

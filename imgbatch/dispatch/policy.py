@@ -1,0 +1,83 @@
+"""The dispatch policy of every mode: which chunks to claim, and for whom.
+
+The policy only claims rows in the database and gives the claimed chunks to a runner;
+the runner decides how a chunk travels (a local worker process, or a Celery message).
+Every claim is an atomic UPDATE, so any number of dispatchers (API replicas, workers)
+may run the same round.
+
+The window is the fairness: a request never has more chunks in flight (claimed and not
+yet recorded, counted from the database wherever they run or wait) than the window, so a
+small request submitted after a huge one gets the next free slot instead of queueing
+behind all of the huge one's chunks.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from sqlalchemy import Engine
+
+from imgbatch.config import Settings
+from imgbatch.db.leases import active_request_ids, chunks_in_flight, claim_chunk
+from imgbatch.db.runners import live_processes
+from imgbatch.db.work import Chunk
+
+# The default window: per worker process, one chunk running and one ready behind it.
+CHUNKS_PER_PROCESS = 2
+
+
+class Runner(Protocol):
+    #: Who holds a claimed chunk's lease until it starts: this runner (a local pool), or
+    #: no one (a message in a queue: the lease then expires if the message is lost).
+    lease_owner: str | None
+
+    def has_capacity(self) -> bool:
+        """True while this runner can take another chunk now."""
+
+    def submit(self, chunk: Chunk) -> None:
+        """Start (or enqueue) a claimed chunk."""
+
+
+def window(engine: Engine, settings: Settings) -> int:
+    """Chunks one request may have in flight: ``IMGBATCH_CHUNKS_PER_REQUEST``, or by
+    default two per worker process alive (so one request alone can use every core)."""
+    if settings.chunks_per_request is not None:
+        return settings.chunks_per_request
+    return max(1, CHUNKS_PER_PROCESS * live_processes(engine))
+
+
+def dispatch_round(engine: Engine, settings: Settings, runner: Runner, *, runner_id: str) -> int:
+    """Claim chunks one per request per turn, until the runner is full or no request
+    has pending work or room in its window. Returns chunks handed out.
+
+    Requests with the fewest chunks in flight go first. ``runner_id`` is the dispatching
+    runner: it never claims a request pinned to another live runner.
+    """
+    limit = window(engine, settings)
+    in_flight = chunks_in_flight(engine, chunk_size=settings.chunk_size)
+    requests = sorted(
+        active_request_ids(engine, runner_id=runner_id), key=lambda r: in_flight.get(r, 0)
+    )
+    handed = 0
+    while requests and runner.has_capacity():
+        still_pending = []
+        for request_id in requests:
+            if not runner.has_capacity():
+                break
+            if in_flight.get(request_id, 0) >= limit:
+                continue
+            chunk = claim_chunk(
+                engine,
+                request_id=request_id,
+                size=settings.chunk_size,
+                lease_seconds=settings.lease_seconds,
+                owner=runner.lease_owner,
+            )
+            if chunk is None:
+                continue
+            runner.submit(chunk)
+            in_flight[request_id] = in_flight.get(request_id, 0) + 1
+            handed += 1
+            still_pending.append(request_id)
+        requests = still_pending
+    return handed

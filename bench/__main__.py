@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from bench import codecs, load, reuse, scaleout, throughput, upload
+from bench import codecs, formats, load, reuse, scaleout, throughput, upload
 
 SUITES = {
     "throughput": throughput.main,
@@ -13,9 +13,11 @@ SUITES = {
     "codecs": codecs.main,
     "scaleout": scaleout.main,
     "reuse": reuse.main,
+    "formats": formats.main,
 }
 
 if __name__ == "__main__":
-    chosen = sys.argv[1:] or list(SUITES)
+    # Suite names; "--flags" are left for the suites (``formats --calibrate``).
+    chosen = [arg for arg in sys.argv[1:] if not arg.startswith("--")] or list(SUITES)
     for name in chosen:
         SUITES[name]()

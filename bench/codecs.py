@@ -13,12 +13,13 @@ from functools import partial
 from bench.common import photo_names
 from bench.origin import PHOTOS
 from imgbatch.imaging import compress
+from imgbatch.options import OutputOptions
 
 ROUNDS = 8
 
 
 def pillow(data: bytes) -> int:
-    return len(compress(data, quality=50, max_pixels=50_000_000).data)
+    return len(compress(data, options=OutputOptions(quality=50), max_pixels=50_000_000).data)
 
 
 def vips(data: bytes) -> int:

@@ -31,6 +31,7 @@ import httpx
 
 from bench.common import csv_text, live_server, origin, photo_names, upload, wait_terminal
 from bench.scaleout import AWS, moto_server
+from imgbatch.options import OutputOptions
 from imgbatch.storage import LocalStorage, Storage, image_key
 from imgbatch.storage.s3 import S3Storage
 
@@ -98,7 +99,7 @@ def _costs(name: str, storage: Storage, body: bytes, repeat: int) -> str:
     """Seconds per put of ``body``, and per copy of a stored one, on ``storage``."""
 
     def key(n: int) -> str:
-        return image_key("00000000-0000-4000-8000-000000000000", n)
+        return image_key("00000000-0000-4000-8000-000000000000", n, OutputOptions())
 
     storage.put(key(0), body)
     started = time.perf_counter()

@@ -34,6 +34,7 @@ from bench.common import (
 )
 from bench.origin import PHOTOS
 from imgbatch.imaging import compress
+from imgbatch.options import OutputOptions
 
 IMAGES = 600
 PER_ROW = 3
@@ -90,7 +91,7 @@ def run_rate(delay_ms: float) -> float:
 def main() -> None:
     print(f"\n== Throughput: {IMAGES} distinct URLs, quality 50, {os.cpu_count()} cores ==")
     cpu = ceiling()
-    ours = ceiling(work=partial(compress, quality=50, max_pixels=50_000_000))
+    ours = ceiling(work=partial(compress, options=OutputOptions(), max_pixels=50_000_000))
     print(f"CPU ceiling (Pillow decode + encode q50, process pool): {cpu:6.1f} images/s")
     print(f"  imgbatch.imaging.compress in the same pool:            {ours:6.1f} images/s")
     print(

@@ -254,6 +254,7 @@ def capture(cap: Capture, receiver: Receiver) -> None:
         f"curl -sS -i {SHOWN_BASE}/api/v1/requests/{b}/output.csv",
         expect=200,
     )
+    cap.curl("errors-csv", f"curl -sS -i {SHOWN_BASE}/api/v1/requests/{b}/errors.csv", expect=200)
     cap.curl("retry", f"curl -sS -i -X POST {SHOWN_BASE}/api/v1/requests/{b}/retry", expect=202)
     finished(b)
     cap.curl("retry-409", f"curl -sS -i -X POST {SHOWN_BASE}/api/v1/requests/{a}/retry", expect=409)
@@ -272,6 +273,9 @@ def capture(cap: Capture, receiver: Receiver) -> None:
     cap.curl("output-409", f"curl -sS -i {SHOWN_BASE}/api/v1/requests/{c}/output.csv", expect=409)
     cap.curl("cancel", f"curl -sS -i -X POST {SHOWN_BASE}/api/v1/requests/{c}/cancel", expect=200)
     cap.curl("cancel", f"curl -sS -i -X POST {SHOWN_BASE}/api/v1/requests/{c}/cancel", expect=409)
+    cap.curl("delete", f"curl -sS -i -X DELETE {SHOWN_BASE}/api/v1/requests/{c}", expect=204)
+    cap.curl("delete", f"curl -sS -i {SHOWN_BASE}/api/v1/requests/{c}", expect=404)
+    cap.curl("head", f"curl -sS -I {SHOWN_BASE}/files/{a}/0.jpg", expect=200)
 
     cap.curl("list", f"curl -sS -i '{SHOWN_BASE}/api/v1/requests?limit=2'", expect=200)
 
@@ -319,6 +323,17 @@ def capture_auth(cap: Capture) -> None:
         "auth",
         f"curl -sS -i -H 'Authorization: Bearer demo-key-1' '{SHOWN_BASE}/api/v1/requests'",
         expect=200,
+    )
+    key = "-H 'Authorization: Bearer demo-key-1'"
+    cap.curl("webhook-secret", f"curl -sS -i {key} {SHOWN_BASE}/api/v1/webhook-secret", expect=200)
+    upload = f"curl -sS -i {key} -H 'Idempotency-Key: order-42' -F file=@sample.csv"
+    cap.curl("idempotency", f"{upload} {SHOWN_BASE}/api/v1/requests", expect=202, show_body=False)
+    cap.curl("idempotency", f"{upload} {SHOWN_BASE}/api/v1/requests", expect=200, show_body=False)
+    cap.curl(
+        "idempotency",
+        f"curl -sS -i {key} -H 'Idempotency-Key: order-42' -F file=@broken.csv "
+        f"{SHOWN_BASE}/api/v1/requests",
+        expect=409,
     )
 
 

@@ -51,7 +51,7 @@ const body = pm.response.json();
 pm.test("the status body has every field", () => {
   pm.expect(body).to.include.keys("request_id", "status", "total_products", "total_images",
     "processed_images", "failed_images", "progress", "created_at", "updated_at",
-    "finished_at", "output_csv_url", "webhook_url", "webhook_status");
+    "finished_at", "output_csv_url", "webhook_url", "webhook_status", "options");
   pm.expect(body.progress).to.be.within(0, 1);
   pm.expect(body.processed_images + body.failed_images).to.be.at.most(body.total_images);
 });
@@ -182,6 +182,16 @@ pm.test("its photos are served here", () => {
 """,
         ),
         request(
+            "Webhook secret",
+            "GET",
+            "/api/v1/webhook-secret",
+            description="With API keys, the calling key's signing secret; without keys "
+            "(as here) a 404 naming the one secret.",
+            tests="""
+pm.test("status 404 without API keys", () => pm.response.to.have.status(404));
+""",
+        ),
+        request(
             "Sample photo",
             "GET",
             "/samples/chelsea.jpg",
@@ -205,13 +215,17 @@ LIFE = folder(
             "Upload the CSV",
             "POST",
             "/api/v1/requests",
-            description="Multipart form: `file` (the CSV) and an optional `webhook_url`. "
+            description="Multipart form: `file` (the CSV), an optional `webhook_url` and the "
+            "optional output options `quality`, `format`, `max_size`. "
             "202 with the status body and a Location header.",
             body={
                 "mode": "formdata",
                 "formdata": [
                     {"key": "file", "type": "file", "src": "{{csvFile}}"},
                     {"key": "webhook_url", "type": "text", "value": "", "disabled": True},
+                    {"key": "quality", "type": "text", "value": "50", "disabled": True},
+                    {"key": "format", "type": "text", "value": "webp", "disabled": True},
+                    {"key": "max_size", "type": "text", "value": "2048", "disabled": True},
                 ],
             },
             tests=f"""
@@ -486,6 +500,22 @@ pm.test("the failed image's place is empty", () => {
 """,
         ),
         request(
+            "Errors file",
+            "GET",
+            "/api/v1/requests/{{brokenId}}/errors.csv",
+            description="The rows with a failed image: only the failed URLs, then Errors.",
+            tests="""
+pm.test("status 200", () => pm.response.to.have.status(200));
+const lines = pm.response.text().replace(/^\\uFEFF/, "").trim().split(/\\r?\\n/);
+pm.test("the header ends with Errors", () => {
+  pm.expect(lines[0]).to.match(/,Errors$/);
+});
+pm.test("the row names the failed URL and its error code", () => {
+  pm.expect(lines.slice(1).join("\\n")).to.include("http_error");
+});
+""",
+        ),
+        request(
             "Retry the failed image",
             "POST",
             "/api/v1/requests/{{brokenId}}/retry",
@@ -596,6 +626,24 @@ pm.test("active again", () => {{
             tests="""
 pm.test("status 200", () => pm.response.to.have.status(200));
 pm.test("cancelled", () => pm.expect(pm.response.json().status).to.eql("cancelled"));
+""",
+        ),
+        request(
+            "Delete it",
+            "DELETE",
+            "/api/v1/requests/{{batchId}}",
+            description="204: a finished or cancelled request goes, with every stored image.",
+            tests="""
+pm.test("status 204", () => pm.response.to.have.status(204));
+""",
+        ),
+        request(
+            "It is gone",
+            "GET",
+            "/api/v1/requests/{{batchId}}",
+            description="404 once deleted.",
+            tests="""
+pm.test("status 404", () => pm.response.to.have.status(404));
 """,
         ),
     ],

@@ -20,6 +20,7 @@ from imgbatch.db.models import TERMINAL_STATUSES, Request, RequestStatus, Runner
 from imgbatch.db.reads import failed_images, get_request
 from imgbatch.errors import CsvError, CsvInvalid
 from imgbatch.operations import output_csv_text, submit_csv
+from imgbatch.options import OptionsInvalid, OutputOptions
 from imgbatch.runtime import Services, background_work, become_runner, open_services
 
 app = typer.Typer(help="CSV of products and image URLs in; compressed hosted JPEGs out.")
@@ -106,13 +107,31 @@ def run(
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="output CSV (default: INPUT-output.csv)")
     ] = None,
+    quality: Annotated[
+        str | None, typer.Option(help="1-95 (default: IMGBATCH_QUALITY, mapped to the format)")
+    ] = None,
+    output_format: Annotated[
+        str | None,
+        typer.Option("--format", help="jpeg, webp or avif (default: IMGBATCH_FORMAT)"),
+    ] = None,
+    max_size: Annotated[
+        str | None,
+        typer.Option(help="longest side in pixels, 16-16384 (default: IMGBATCH_MAX_SIZE)"),
+    ] = None,
 ) -> None:
     """Process a CSV in this process, without a server, and write the output CSV.
 
-    Exit status: 0 every image succeeded, 1 some failed, 2 the CSV was rejected.
+    Exit status: 0 every image succeeded, 1 some failed, 2 the CSV or an option was rejected.
     """
     logging.basicConfig(level=logging.WARNING)
     settings = Settings()
+    try:
+        options = OutputOptions.chosen(
+            settings, quality=quality, format=output_format, max_size=max_size
+        )
+    except OptionsInvalid as invalid:
+        err.print(f"[red]--{invalid.field.replace('_', '-')}: {invalid.message}[/red]")
+        raise typer.Exit(2) from None
     output = output or input_csv.with_name(f"{input_csv.stem}-output.csv")
     services = open_services(settings)
     # The request is pinned to this process: no server sharing the data dir takes its
@@ -120,7 +139,7 @@ def run(
     me = become_runner(services, RunnerKind.RUN)
     try:
         with input_csv.open("rb") as data:
-            request_id = submit_csv(services, data, runner_id=me.id)
+            request_id = submit_csv(services, data, options=options, runner_id=me.id)
     except CsvInvalid as invalid:
         _print_csv_problems(invalid)
         raise typer.Exit(2) from None

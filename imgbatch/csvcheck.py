@@ -7,13 +7,12 @@ compiled regular expression: a 100,000-row file must validate in well under a se
 
 from __future__ import annotations
 
-import codecs
 import csv
 import re
 from enum import StrEnum
 from urllib.parse import urlsplit
 
-from imgbatch.errors import CsvProblem, CsvUnreadable
+from imgbatch.errors import CsvProblem
 
 
 class Column(StrEnum):
@@ -43,20 +42,6 @@ _ALIASES = {
 def column_for(text: str) -> Column | None:
     """The column a header cell names, or None for an unknown name."""
     return _ALIASES.get(" ".join(text.casefold().replace(".", " ").split()))
-
-
-def describe_separator(cells: list[str]) -> str | None:
-    """A hint when a single header cell looks like a header split by ';' or tabs."""
-    if len(cells) != 1:
-        return None
-    for separator, name in ((";", "semicolons"), ("\t", "tabs")):
-        parts = cells[0].split(separator)
-        if len(parts) > 1 and any(column_for(part) for part in parts):
-            return (
-                f"the columns seem to be separated by {name}; "
-                "save the file as comma-separated values (CSV UTF-8)"
-            )
-    return None
 
 
 # --- serial numbers -------------------------------------------------------------------
@@ -199,15 +184,3 @@ def syntax_problem(error: str, start: int, line: int) -> CsvProblem:
             start, None, f"a cell is longer than {csv.field_size_limit():,} characters"
         )
     return CsvProblem(line, None, f"this line cannot be read as CSV: {error}")
-
-
-def refuse_non_text(head: bytes) -> None:
-    """Raise CsvUnreadable when the first bytes show the file is no UTF-8 CSV text."""
-    if not head:
-        raise CsvUnreadable("the file is empty: it needs a header row and product rows")
-    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        raise CsvUnreadable('the file is UTF-16 text; save it as "CSV UTF-8"')
-    if head.startswith((b"PK\x03\x04", b"\xd0\xcf\x11\xe0")):
-        raise CsvUnreadable(
-            'this is a spreadsheet workbook, not a CSV file; save it as "CSV UTF-8"'
-        )

@@ -1,20 +1,24 @@
-"""Read and validate the input CSV (SPEC §1); ``csvout`` writes the output CSV (SPEC §4).
+"""Read and validate an upload (SPEC §1): CSV text or an Excel workbook, typed rows out.
 
-Pure: a binary stream in, typed rows out; no database, no HTTP. The cell rules live in
-``csvcheck``.
+Pure: a binary stream in, typed rows out; no database, no HTTP. Around this module:
+``csvdialect`` decides what the bytes are (encoding, delimiter), ``xlsxfile`` reads a
+workbook's rows, ``csvheader`` the header row, ``csvcheck`` the rules of each cell, and
+``csvoutput`` writes the output CSV and the errors file.
 
-Reading is streamed: the bytes are decoded incrementally (strict UTF-8, a BOM noted and
-dropped) and parsed by the csv module one record at a time, so memory stays flat however
-long the file is. Only the serials seen so far are remembered, to find duplicates.
+Reading is streamed: text is decoded incrementally and parsed by the csv module one
+record at a time (a workbook one sheet row at a time), so memory stays flat however long
+the file is. Only the serials seen so far are remembered, to find duplicates.
 
 Choices beyond the letter of the SPEC:
 
 - Line numbers are physical (header = 1) and point at the offending cell itself: a URL
-  on the fourth line of a quoted multi-line cell is reported on that line.
-- Spaces after a comma are skipped (``1, SKU1, "a,b"`` reads as intended), so cell values
-  "as received" have no leading spaces.
+  on the fourth line of a quoted multi-line cell is reported on that line. In a workbook
+  a line number is the sheet row, whatever the cells hold.
+- Spaces after a delimiter are skipped (``1, SKU1, "a,b"`` reads as intended), so cell
+  values "as received" have no leading spaces.
 - Blank lines, and rows whose cells are all blank (",,"), are skipped. Empty header cells
   and empty cells at the end of a row (trailing commas, as Excel writes them) are ignored.
+- An ``Errors`` column (the errors file's) is ignored, and may be missing from a row.
 - The unquoted URL list: a row with more cells than the header has columns gives the
   extra cells to the URL column, wherever that column is. The other two columns hold one
   cell each, so the split is unambiguous, and every cell the URL column takes must be a
@@ -29,41 +33,34 @@ Choices beyond the letter of the SPEC:
 
 from __future__ import annotations
 
-import codecs
 import csv
-import io
-from collections.abc import Iterator, Mapping
+import shutil
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import IO, BinaryIO
 
 from imgbatch.config import Settings
-from imgbatch.csvcheck import (
-    CANONICAL_NAMES,
-    Column,
-    column_for,
-    describe_separator,
-    line_breaks,
-    parse_serial,
-    parse_urls,
-    quote,
-    refuse_non_text,
-    syntax_problem,
-)
+from imgbatch.csvcheck import Column, line_breaks, parse_serial, parse_urls, syntax_problem
+from imgbatch.csvdialect import CsvText, buffered, is_workbook, not_text, open_text
+from imgbatch.csvheader import COLUMNS_SENTENCE, CsvHeader, parse_header
+from imgbatch.csvoutput import OUTPUT_COLUMN, errors_csv, output_csv
 from imgbatch.errors import CsvInvalid, CsvProblem, CsvUnreadable
-
-if TYPE_CHECKING:
-    from _typeshed import WriteableBuffer
+from imgbatch.xlsxfile import workbook_rows
 
 __all__ = [
+    "OUTPUT_COLUMN",
     "Column",
     "CsvHeader",
     "CsvLimits",
     "CsvReader",
     "CsvRow",
+    "errors_csv",
     "open_csv",
+    "output_csv",
 ]
 
-_COLUMNS_SENTENCE = "S. No., Product Name and Input Image Urls"
+Records = Iterator[tuple[int, list[str]]]
 
 
 @dataclass(frozen=True)
@@ -72,6 +69,7 @@ class CsvLimits:
     max_urls_per_row: int
     max_url_length: int
     max_errors: int
+    max_workbook_bytes: int = 200 * 1024 * 1024
 
     @classmethod
     def from_settings(cls, settings: Settings) -> CsvLimits:
@@ -80,6 +78,7 @@ class CsvLimits:
             max_urls_per_row=settings.max_urls_per_row,
             max_url_length=settings.max_url_length,
             max_errors=settings.max_csv_errors,
+            max_workbook_bytes=settings.max_workbook_bytes,
         )
 
     @property
@@ -88,34 +87,9 @@ class CsvLimits:
         return self.max_urls_per_row * (self.max_url_length + 16) + 4096
 
 
-@dataclass(frozen=True)
-class CsvHeader:
-    columns: tuple[tuple[Column, str], ...]  # in input order, with the user's header text
-    bom: bool  # the input started with a UTF-8 BOM
-
-    @classmethod
-    def default(cls) -> CsvHeader:
-        """The header of the original format, for output that has no input header."""
-        return cls(tuple((column, CANONICAL_NAMES[column]) for column in Column), bom=False)
-
-    def name(self, column: Column) -> str:
-        """The user's header text for ``column``."""
-        return next(text for each, text in self.columns if each is column)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"columns": [[column.value, text] for column, text in self.columns], "bom": self.bom}
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> CsvHeader:
-        columns = tuple((Column(column), str(text)) for column, text in data["columns"])
-        if sorted(column for column, _ in columns) != sorted(Column):
-            raise ValueError(f"a CSV header needs each column once, got {columns!r}")
-        return cls(columns, bool(data["bom"]))
-
-
 @dataclass(frozen=True, slots=True)
 class CsvRow:
-    line: int  # physical line where the row starts (header is line 1)
+    line: int  # physical line (a workbook: sheet row) where the row starts; header is 1
     serial: str  # as received ("1." stays "1.")
     product_name: str  # as received
     urls_cell: str  # as received; an unquoted list's cells joined back with ","
@@ -125,20 +99,27 @@ class CsvRow:
 def open_csv(data: BinaryIO, limits: CsvLimits) -> CsvReader:
     """Start reading ``data`` (from its current position) and read the header.
 
-    Raises CsvUnreadable for a file that is not CSV text at all, CsvInvalid for a header
-    that is wrong. ``data`` is read but never closed.
+    Raises CsvUnreadable for a file that is not CSV text or a workbook at all, CsvTooLarge
+    for a workbook that unpacks too large, CsvInvalid for a header that is wrong. ``data``
+    is read but never closed.
     """
-    buffered = io.BufferedReader(_Borrowed(data), buffer_size=64 * 1024)
-    head = buffered.peek(4)[:4]
-    refuse_non_text(head)
-    bom = head.startswith(codecs.BOM_UTF8)
-    text = io.TextIOWrapper(
-        buffered, encoding="utf-8-sig" if bom else "utf-8", errors="strict", newline=""
-    )
+    stream = buffered(data)
+    if is_workbook(stream.peek(4)[:4]):
+        return CsvReader.of_workbook(_seekable(stream), limits)
     # The limit is process-wide in the csv module: only ever raise it.
     if csv.field_size_limit() < limits.max_cell_chars:
         csv.field_size_limit(limits.max_cell_chars)
-    return CsvReader(text, bom, limits)
+    return CsvReader.of_text(open_text(stream), limits)
+
+
+def _seekable(stream: IO[bytes]) -> IO[bytes]:
+    """A zip file is read from its end: copy a stream that cannot seek (a pipe)."""
+    if stream.seekable():
+        return stream
+    copy = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)  # noqa: SIM115
+    shutil.copyfileobj(stream, copy)
+    copy.seek(0)
+    return copy
 
 
 class CsvReader:
@@ -147,17 +128,37 @@ class CsvReader:
     Use: ``for row in reader.rows(): ...`` then ``reader.raise_if_invalid()``.
     """
 
-    def __init__(self, text: io.TextIOWrapper, bom: bool, limits: CsvLimits) -> None:
+    @classmethod
+    def of_text(cls, text: CsvText, limits: CsvLimits) -> CsvReader:
+        source = "csv-utf-16" if text.encoding == "utf-16" else "csv"
+        reader = cls(limits, text.bom, text.delimiter, source, cell_lines=True)
+        reader._start(reader._text_records(text))
+        return reader
+
+    @classmethod
+    def of_workbook(cls, stream: IO[bytes], limits: CsvLimits) -> CsvReader:
+        # The output of a workbook is comma-separated UTF-8 with a BOM (Excel opens it).
+        reader = cls(limits, True, ",", "xlsx", cell_lines=False)
+        reader._start(reader._stoppable(workbook_rows(stream, limits.max_workbook_bytes)))
+        return reader
+
+    def __init__(
+        self, limits: CsvLimits, bom: bool, delimiter: str, source: str, *, cell_lines: bool
+    ) -> None:
         self.problems: list[CsvProblem] = []
         self.truncated = False  # problems stopped being collected at limits.max_errors
-        self._text = text
         self._limits = limits
+        self._bom = bom
+        self._delimiter = delimiter
+        self._source = source
+        self._cell_lines = cell_lines  # line breaks inside a cell count as lines (text)
         self._stopped = False
-        self._csv = csv.reader(self._lines(), skipinitialspace=True, strict=True)
-        self._records = self._read_records()
-        self.header = self._read_header(bom)
         self._rows: Iterator[CsvRow] | None = None
         self._finished = False
+
+    def _start(self, records: Records) -> None:
+        self._records = records
+        self.header = self._read_header()
 
     def rows(self) -> Iterator[CsvRow]:
         """The valid rows, one by one; problems are collected in ``problems`` meanwhile."""
@@ -176,28 +177,11 @@ class CsvReader:
 
     # --- reading ----------------------------------------------------------------------
 
-    def _lines(self) -> Iterator[str]:
-        """The decoded physical lines; turns bytes that are not UTF-8 text into CsvUnreadable."""
-        count = 0
-        try:
-            for line in self._text:
-                count += 1
-                if "\x00" in line:
-                    raise CsvUnreadable(
-                        f"line {count} holds a NUL byte: this is a binary file, not CSV text"
-                    )
-                yield line
-        except UnicodeDecodeError as exc:
-            # The undecodable chunk starts within the line after the last one read.
-            line_no = count + 1 + line_breaks(exc.object[: exc.start].decode("latin-1"))
-            raise CsvUnreadable(
-                f"the file is not UTF-8 text (line {line_no} has a byte that is not UTF-8); "
-                'save it as "CSV UTF-8"'
-            ) from exc
-
-    def _read_records(self) -> Iterator[tuple[int, list[str]]]:
+    def _text_records(self, text: CsvText) -> Records:
         """Non-blank records with the physical line each starts on."""
-        reader = self._csv
+        reader = csv.reader(
+            self._lines(text), delimiter=text.delimiter, skipinitialspace=True, strict=True
+        )
         while not self._stopped:
             before = reader.line_num
             try:
@@ -210,7 +194,28 @@ class CsvReader:
             if cells and (cells[0].strip() or "".join(cells).strip()):
                 yield before + 1, cells
 
-    def _read_header(self, bom: bool) -> CsvHeader:
+    def _lines(self, text: CsvText) -> Iterator[str]:
+        """The decoded physical lines; bytes that are not text become CsvUnreadable."""
+        count = 0
+        try:
+            for line in text.lines:
+                count += 1
+                if "\x00" in line:
+                    raise CsvUnreadable(
+                        f"line {count} holds a NUL byte: this is a binary file, not CSV text"
+                    )
+                yield line
+        except UnicodeDecodeError as exc:
+            # The undecodable chunk starts within the line after the last one read.
+            raise not_text(exc, count, text.encoding) from exc
+
+    def _stoppable(self, records: Records) -> Records:
+        for record in records:
+            if self._stopped:
+                return
+            yield record
+
+    def _read_header(self) -> CsvHeader:
         first = next(self._records, None)
         if self.problems:
             raise CsvInvalid(list(self.problems))
@@ -220,13 +225,22 @@ class CsvReader:
         self._header_line = line
         names = list(cells)
         while len(names) > 1 and not names[-1].strip():
-            names.pop()  # trailing commas
-        header = _parse_header(line, names, bom, self._limits.max_errors)
+            names.pop()  # trailing delimiters
+        parsed = parse_header(
+            line,
+            names,
+            bom=self._bom,
+            delimiter=self._delimiter,
+            source=self._source,
+            max_errors=self._limits.max_errors,
+        )
+        header = parsed.header
         self._names = {column: text.strip() for column, text in header.columns}
-        order = [column for column, _ in header.columns]
-        self._serial_at = order.index(Column.SERIAL)
-        self._name_at = order.index(Column.NAME)
-        self._urls_at = order.index(Column.URLS)
+        self._width = parsed.width
+        self._serial_at = parsed.positions[Column.SERIAL]
+        self._name_at = parsed.positions[Column.NAME]
+        self._urls_at = parsed.positions[Column.URLS]
+        self._last_needed = max(parsed.positions.values())
         return header
 
     def _valid_rows(self) -> Iterator[CsvRow]:
@@ -259,21 +273,25 @@ class CsvReader:
 
     def _check_row(self, line: int, cells: list[str], seen: dict[int, int]) -> CsvRow | None:
         limits = self._limits
-        extra = len(cells) - 3
+        width = self._width
+        extra = len(cells) - width
         if extra > 0:
             while extra > 0 and not cells[-1].strip():
-                cells.pop()  # trailing commas
+                cells.pop()  # trailing delimiters
                 extra -= 1
         elif extra < 0:
-            self._add(
-                CsvProblem(
-                    line,
-                    None,
-                    f"this row has {len(cells)} cell(s), but the header has 3 columns "
-                    f"({_COLUMNS_SENTENCE})",
+            if len(cells) > self._last_needed:
+                extra = 0  # only ignored columns (Errors) are missing at the end
+            else:
+                self._add(
+                    CsvProblem(
+                        line,
+                        None,
+                        f"this row has {len(cells)} cell(s), but the header has {width} "
+                        f"columns ({COLUMNS_SENTENCE})",
+                    )
                 )
-            )
-            return None
+                return None
         at_urls = self._urls_at
         at_serial = self._serial_at + (extra if self._serial_at > at_urls else 0)
         at_name = self._name_at + (extra if self._name_at > at_urls else 0)
@@ -294,7 +312,7 @@ class CsvReader:
         for offset, message in url_problems:
             if extra:
                 message += (
-                    f" (this row has {len(cells)} cells for 3 columns; "
+                    f" (this row has {len(cells)} cells for {width} columns; "
                     "a product name with a comma must be in double quotes)"
                 )
             lines_in = line_breaks(urls_cell[:offset])
@@ -313,7 +331,8 @@ class CsvReader:
         lines_in: int = 0,
     ) -> None:
         """Add a problem on the physical line of cell ``index`` (+ lines into the cell)."""
-        line += line_breaks("".join(cells[:index])) + lines_in
+        if self._cell_lines:
+            line += line_breaks("".join(cells[:index])) + lines_in
         self._add(CsvProblem(line, self._names[column], message))
 
     def _add(self, problem: CsvProblem) -> None:
@@ -322,52 +341,3 @@ class CsvReader:
             self._stopped = True
             return
         self.problems.append(problem)
-
-
-def _parse_header(line: int, names: list[str], bom: bool, max_errors: int) -> CsvHeader:
-    recognised = [column_for(name) for name in names]
-    if not any(recognised):
-        hint = describe_separator(names) or "it is: " + ", ".join(quote(n) for n in names)
-        message = f"the first row must be a header naming the columns {_COLUMNS_SENTENCE}; {hint}"
-        raise CsvInvalid([CsvProblem(line, None, message)])
-    problems: list[CsvProblem] = []
-    found: dict[Column, str] = {}
-    columns: list[tuple[Column, str]] = []
-    for position, (text, column) in enumerate(zip(names, recognised, strict=True), 1):
-        name = text.strip()
-        if column is None:
-            if name:
-                message = f"unknown column {quote(name)}: the columns are {_COLUMNS_SENTENCE}"
-                problems.append(CsvProblem(line, name, message))
-            else:
-                problems.append(CsvProblem(line, None, f"header cell {position} is empty"))
-        elif column in found:
-            message = f"column {quote(name)} repeats the column {quote(found[column])}"
-            problems.append(CsvProblem(line, name, message))
-        else:
-            found[column] = name
-            columns.append((column, text))
-    for column in Column:
-        if column not in found:
-            message = f"the header has no {CANONICAL_NAMES[column]} column"
-            problems.append(CsvProblem(line, None, message))
-    if problems:
-        raise CsvInvalid(problems[:max_errors], truncated=len(problems) > max_errors)
-    return CsvHeader(tuple(columns), bom)
-
-
-class _Borrowed(io.RawIOBase):
-    """Reads the caller's stream without ever closing it (TextIOWrapper closes what it wraps)."""
-
-    def __init__(self, stream: BinaryIO) -> None:
-        super().__init__()
-        self._stream = stream
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: WriteableBuffer) -> int:
-        view = memoryview(buffer).cast("B")
-        data = self._stream.read(len(view))
-        view[: len(data)] = data
-        return len(data)

@@ -1,4 +1,4 @@
-"""Decode any raster image a browser shows and re-encode it as a JPEG.
+"""Decode any raster image a browser shows and re-encode it per the request's options.
 
 ``compress`` is pure (bytes in, bytes out) so it can run in worker processes: the
 embedded mode's process pool, a Celery prefork child, or threads of either. It keeps
@@ -13,11 +13,14 @@ The pipeline, one step per function:
   ``unsupported_format``, not ``not_an_image``). The pixel cap is checked on the header,
   before any pixel is decoded.
 - ``_decode``: the first frame of an animation, strictly (a truncated file is an error,
-  never a half-grey picture), then the EXIF orientation.
-- ``_to_jpeg_mode``: 8-bit RGB or L. Alpha is flattened onto white; CMYK goes through
-  its ICC profile to sRGB when it has one (Pillow's JPEG reader already undoes Adobe's
-  inverted CMYK); 16-bit and float pixels are scaled, not clipped.
-- ``_encode``: baseline JPEG at the requested quality with the ICC profile when it
+  never a half-grey picture), then the EXIF orientation. A JPEG that ``max_size`` will
+  shrink is decoded at a reduced scale (``resize.draft_size``).
+- ``_to_output_mode``: for JPEG, 8-bit RGB or L with alpha flattened onto white; for
+  WebP and AVIF, 8-bit RGB, or RGBA when the image has transparency (kept: both formats
+  hold it). CMYK goes through its ICC profile to sRGB when it has one (Pillow's JPEG reader
+  already undoes Adobe's inverted CMYK); 16-bit and float pixels are scaled, not clipped.
+- ``resize.fit``: scaled down to ``max_size`` (never up), keeping the aspect ratio.
+- ``encoders.encode``: the format at the requested quality, with the ICC profile when it
   describes the output's colour space; every other piece of metadata is dropped.
 
 Pillow's errors are mapped to ``ImageError`` codes in one place, ``_decode_failure``.
@@ -35,7 +38,10 @@ from io import BytesIO
 
 from PIL import Image, ImageCms, ImageFile, ImageOps, UnidentifiedImageError, features
 
+from imgbatch.encoders import DEFAULT_AVIF_SPEED, encode
 from imgbatch.errors import ErrorCode, ImageError
+from imgbatch.options import OutputFormat, OutputOptions
+from imgbatch.resize import draft_size, fit
 
 log = logging.getLogger(__name__)
 
@@ -60,14 +66,20 @@ _DAMAGED = (OSError, SyntaxError, EOFError, ValueError, IndexError, struct.error
 
 @dataclass(frozen=True)
 class Compressed:
-    data: bytes  # the JPEG
+    data: bytes  # the encoded output (JPEG, WebP or AVIF, per the options)
     width: int  # output size, after EXIF orientation
     height: int
     source_format: str  # Pillow's name for the input format: "JPEG", "PNG", "MPO", ...
 
 
-def compress(data: bytes, *, quality: int, max_pixels: int) -> Compressed:
-    """Re-encode ``data`` as a JPEG at ``quality``; raise ``ImageError`` when it cannot be."""
+def compress(
+    data: bytes,
+    *,
+    options: OutputOptions,
+    max_pixels: int,
+    avif_speed: int = DEFAULT_AVIF_SPEED,
+) -> Compressed:
+    """Re-encode ``data`` per ``options``; raise ``ImageError`` when it cannot be."""
     # Pillow's own size checks (on the header, ICO entries, GIF frames, TIFF tiles) use our
     # cap: they fail at twice it, and only warn between once and twice it, so we check the
     # header and the loaded frame ourselves too. (Turning that warning into an error would
@@ -76,7 +88,7 @@ def compress(data: bytes, *, quality: int, max_pixels: int) -> Compressed:
     # Half-decoded pictures come out grey at the bottom: a truncated file must fail.
     ImageFile.LOAD_TRUNCATED_IMAGES = False
     try:
-        image = _decode(data, max_pixels)
+        image = _decode(data, max_pixels, options)
     except ImageError:
         raise
     except Exception as exc:  # every Pillow error, mapped in one place
@@ -84,8 +96,12 @@ def compress(data: bytes, *, quality: int, max_pixels: int) -> Compressed:
     try:
         source_format = image.format or "unknown"
         icc = image.info.get("icc_profile")
-        output, icc = _to_jpeg_mode(image, icc if isinstance(icc, bytes) else None)
-        return Compressed(_encode(output, quality, icc), *output.size, source_format)
+        output, icc = _to_output_mode(
+            image, icc if isinstance(icc, bytes) else None, options.format
+        )
+        output = fit(output, options.max_size)
+        encoded = encode(output, options, icc, avif_speed=avif_speed)
+        return Compressed(encoded, *output.size, source_format)
     except ImageError:
         raise
     except MemoryError as exc:
@@ -102,12 +118,14 @@ def compress(data: bytes, *, quality: int, max_pixels: int) -> Compressed:
 # -- decoding ---------------------------------------------------------------------------
 
 
-def _decode(data: bytes, max_pixels: int) -> Image.Image:
+def _decode(data: bytes, max_pixels: int, options: OutputOptions) -> Image.Image:
     image = _open(data, max_pixels)
-    if image.format == "JPEG" and image.mode == "RGB":
-        # Keep a colour JPEG in YCbCr, the space it is stored and re-encoded in: this skips
-        # a conversion to RGB and back (about a tenth of the CPU), and the size stays whole.
-        image.draft("YCbCr", image.size)
+    if image.format == "JPEG":
+        # Keep a colour JPEG that becomes a JPEG in YCbCr, the space it is stored and
+        # re-encoded in: this skips a conversion to RGB and back (about a tenth of the CPU).
+        # The size stays whole unless max_size shrinks it.
+        ycbcr = image.mode == "RGB" and options.format == "jpeg"
+        image.draft("YCbCr" if ycbcr else image.mode, draft_size(image.size, options.max_size))
     image.load()  # the first frame; raises on truncated or damaged data
     _check_pixels(image, max_pixels)  # a GIF frame or ICO entry may be larger than its header
     ImageOps.exif_transpose(image, in_place=True)
@@ -232,7 +250,31 @@ def _refused_format(head: bytes) -> str | None:
     return next((name for name, matches in _REFUSED if matches(head)), None)
 
 
-# -- conversion to what a JPEG holds ----------------------------------------------------
+# -- conversion to what the output format holds ------------------------------------------
+
+
+def _to_output_mode(
+    image: Image.Image, icc: bytes | None, output_format: OutputFormat
+) -> tuple[Image.Image, bytes | None]:
+    """JPEG: see ``_to_jpeg_mode``. WebP and AVIF: RGBA when the image has transparency
+    that is not fully opaque, else RGB (grey becomes RGB, as both formats hold only that)."""
+    if output_format == "jpeg":
+        return _to_jpeg_mode(image, icc)
+    rgb_icc = icc if icc and _icc_colour_space(icc) == "RGB" else None
+    if _has_alpha(image):
+        rgba = image.convert("RGBA")
+        opaque = rgba.getchannel("A").getextrema() == (255, 255)
+        return (rgba.convert("RGB") if opaque else rgba), rgb_icc
+    output, icc = _to_jpeg_mode(image, icc)
+    if output.mode != "RGB":  # L
+        return output.convert("RGB"), rgb_icc
+    return output, icc
+
+
+def _has_alpha(image: Image.Image) -> bool:
+    return image.mode in ("LA", "La", "PA", "RGBA", "RGBa") or (
+        image.mode in ("1", "L", "P", "RGB") and "transparency" in image.info
+    )
 
 
 def _to_jpeg_mode(image: Image.Image, icc: bytes | None) -> tuple[Image.Image, bytes | None]:
@@ -240,9 +282,7 @@ def _to_jpeg_mode(image: Image.Image, icc: bytes | None) -> tuple[Image.Image, b
     mode = image.mode
     if mode == "CMYK":
         return _cmyk_to_rgb(image, icc), None
-    if mode in ("LA", "La", "PA", "RGBA", "RGBa") or (
-        mode in ("1", "L", "P", "RGB") and "transparency" in image.info
-    ):
+    if _has_alpha(image):
         output = _flatten_on_white(image)
     elif mode in ("RGB", "L", "YCbCr"):  # the JPEG encoder takes YCbCr as it is
         output = image
@@ -327,17 +367,3 @@ def _icc_colour_space(icc: bytes) -> str | None:
         return ImageCms.ImageCmsProfile(BytesIO(icc)).profile.xcolor_space.strip()
     except (OSError, ValueError, TypeError, ImageCms.PyCMSError):
         return None
-
-
-# -- encoding ---------------------------------------------------------------------------
-
-
-def _encode(image: Image.Image, quality: int, icc: bytes | None) -> bytes:
-    # Pillow carries some source metadata over from ``info`` (a JPEG comment, for one):
-    # drop it all; EXIF (GPS, camera) is never passed.
-    image.info = {}
-    buffer = BytesIO()
-    # Baseline, default 4:2:0 chroma subsampling, no second Huffman pass: fast to make and
-    # viewable everywhere.
-    image.save(buffer, "JPEG", quality=quality, optimize=False, icc_profile=icc)
-    return buffer.getvalue()

@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from imgbatch.db.engine import read_tx
 from imgbatch.db.models import Request as RequestRow
+from imgbatch.work_collector import CountersCollector
 
 
 class WorkCollector(Collector):
@@ -77,8 +78,9 @@ class Metrics:
             buckets=(0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
         )
 
-    def watch(self, engine: Engine) -> None:
+    def watch(self, engine: Engine, *, chunk_size: int = 16) -> None:
         self.registry.register(WorkCollector(engine))
+        self.registry.register(CountersCollector(engine, chunk_size))
 
 
 class MetricsMiddleware:
@@ -95,6 +97,7 @@ class MetricsMiddleware:
             return
         started = time.perf_counter()
         status = 500
+        root_path = scope.get("root_path", "")
 
         async def send_status(message: Message) -> None:
             nonlocal status
@@ -107,7 +110,19 @@ class MetricsMiddleware:
         finally:
             # The template (/api/v1/requests/{request_id}), never the raw path: one label
             # per request ID would grow without end.
-            route = str(getattr(scope.get("route"), "path", "unmatched"))
+            route = _route_label(scope, root_path)
             method = scope["method"]
             self.metrics.latency.labels(method, route).observe(time.perf_counter() - started)
             self.metrics.requests.labels(method, route, str(status)).inc()
+
+
+def _route_label(scope: Scope, root_path: str) -> str:
+    """The route template; for a mounted app (static files), the mount's path."""
+    route = scope.get("route")
+    if route is not None:
+        return str(getattr(route, "path", "unmatched"))
+    # A mount leaves its prefix in root_path: one label for all of its files.
+    mounted = str(scope.get("root_path", ""))
+    if mounted != root_path and mounted.startswith(root_path):
+        return mounted[len(root_path) :] + "/{path}"
+    return "unmatched"

@@ -19,6 +19,7 @@ from sqlalchemy import Engine
 
 from imgbatch.config import Settings
 from imgbatch.db.leases import start_chunk
+from imgbatch.db.reads import options_of
 from imgbatch.db.work import (
     Chunk,
     ChunkImage,
@@ -33,10 +34,12 @@ from imgbatch.imaging import Compressed, compress
 from imgbatch.options import OutputOptions
 from imgbatch.reuse.decide import Reuser
 from imgbatch.storage import Storage, image_key
+from imgbatch.work_metrics import ChunkTally
 
 log = logging.getLogger(__name__)
 
-Compress = Callable[[bytes], Awaitable[Compressed]]
+# Bytes in, compressed out; the tally times the codec alone, not the wait for it.
+Compress = Callable[[bytes, OutputOptions, ChunkTally], Awaitable[Compressed]]
 
 
 def thread_compressor(settings: Settings) -> Compress:
@@ -47,12 +50,13 @@ def thread_compressor(settings: Settings) -> Compress:
     would only contend for the GIL, and one decoded image per process keeps a worker's
     memory flat whatever the input.
     """
-    work = partial(compress, quality=settings.quality, max_pixels=settings.max_image_pixels)
+    work = partial(compress, max_pixels=settings.max_image_pixels, avif_speed=settings.avif_speed)
     gate = asyncio.Semaphore(1)
 
-    async def run(data: bytes) -> Compressed:
+    async def run(data: bytes, options: OutputOptions, tally: ChunkTally) -> Compressed:
         async with gate:
-            return await asyncio.to_thread(work, data)
+            with tally.timing("encode"):
+                return await asyncio.to_thread(work, data, options=options)
 
     return run
 
@@ -72,13 +76,16 @@ class Workbench:
         if self.reuse is None and self.settings.reuse:
             self.reuse = Reuser(self.engine, self.fetcher, self.storage, self.make)
 
-    async def make(self, content: bytes, key: str, go_on: GoOn) -> int:
-        """Compress ``content`` and store it under ``key``; the output's size. Raises
-        ``Stopped`` when the request was cancelled before the store."""
-        compressed = await self.compress(content)
+    async def make(
+        self, content: bytes, key: str, options: OutputOptions, go_on: GoOn, tally: ChunkTally
+    ) -> int:
+        """Compress ``content`` under ``options`` and store it under ``key``; the output's
+        size. Raises ``Stopped`` when the request was cancelled before the store."""
+        compressed = await self.compress(content, options, tally)
         if not await go_on():
             raise Stopped(key)
-        await asyncio.to_thread(self.storage.put, key, compressed.data)
+        with tally.timing("store"):
+            await asyncio.to_thread(self.storage.put, key, compressed.data)
         return len(compressed.data)
 
 
@@ -98,6 +105,9 @@ async def process_chunk(bench: Workbench, chunk: Chunk, *, owner: str) -> bool:
     )
     if not images:
         return finished  # a redelivered chunk whose work is done or cancelled, or worn out
+    options = await asyncio.to_thread(
+        options_of, bench.engine, bench.settings, request_id=chunk.request_id
+    )
 
     async def go_on() -> bool:
         try:
@@ -107,39 +117,50 @@ async def process_chunk(bench: Workbench, chunk: Chunk, *, owner: str) -> bool:
         except sqlalchemy.exc.SQLAlchemyError:
             return True  # cannot tell now; the record is conditional, and undone if need be
 
+    tally = ChunkTally()
     outcomes = await asyncio.gather(
-        *(process_image(bench, chunk.request_id, image, go_on) for image in images)
+        *(process_image(bench, chunk.request_id, image, options, go_on, tally) for image in images)
     )
     results = [result for result in outcomes if result is not None]
     finished = await asyncio.to_thread(
         record_results, bench.engine, request_id=chunk.request_id, results=results
     )
+    tally.count_results(results)
+    await asyncio.to_thread(tally.save, bench.engine)
     stored = [result.seq for result in results if result.output_key]
     if stored:
-        await _undo_cancelled(bench, chunk.request_id, stored)
+        await _undo_cancelled(bench, chunk.request_id, stored, options)
     return finished
 
 
-async def _undo_cancelled(bench: Workbench, request_id: str, stored: list[int]) -> None:
+async def _undo_cancelled(
+    bench: Workbench, request_id: str, stored: list[int], options: OutputOptions
+) -> None:
     """Delete outputs of images cancelled between their store and the record."""
-    for seq in await asyncio.to_thread(
+    cancelled = await asyncio.to_thread(
         cancelled_seqs, bench.engine, request_id=request_id, seqs=stored
-    ):
-        await asyncio.to_thread(bench.storage.delete, image_key(request_id, seq))
+    )
+    if cancelled:
+        keys = [image_key(request_id, seq, options) for seq in cancelled]
+        await asyncio.to_thread(bench.storage.delete, keys)
 
 
 async def process_image(
-    bench: Workbench, request_id: str, image: ChunkImage, go_on: GoOn
+    bench: Workbench,
+    request_id: str,
+    image: ChunkImage,
+    options: OutputOptions,
+    go_on: GoOn,
+    tally: ChunkTally,
 ) -> ImageResult | None:
     """One image's result, or None when its request was cancelled meanwhile."""
-    key = image_key(request_id, image.seq)  # deterministic: a redo overwrites
+    key = image_key(request_id, image.seq, options)  # deterministic: a redo overwrites
     try:
         if bench.reuse is not None:
-            # Until requests carry their own options, every request has the defaults.
-            options = OutputOptions.defaults(bench.settings)
-            return await bench.reuse.image(image, key, options, go_on)
-        fetched = await bench.fetcher.fetch(image.url, go_on=go_on)
-        output_bytes = await bench.make(fetched.content, key, go_on)
+            return await bench.reuse.image(image, key, options, go_on, tally)
+        with tally.timing("fetch"):
+            fetched = await bench.fetcher.fetch(image.url, go_on=go_on)
+        output_bytes = await bench.make(fetched.content, key, options, go_on, tally)
     except Stopped:
         return None
     except ImageError as error:

@@ -3,7 +3,7 @@
 ``serve`` and ``run`` both enter :func:`background_work`: this process becomes a runner
 (a heartbeat row), its :class:`Upkeep` loop reaps and dispatches, and the chunks travel
 to a local pool of worker processes (embedded) or to Celery (with a broker). The serve
-process also delivers webhooks.
+process also delivers webhooks and does the housekeeping (retention, expired per-key state).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from imgbatch.db.runners import Me, register_runner, unregister_runner
 from imgbatch.dispatch.embedded import EmbeddedRunner
 from imgbatch.dispatch.policy import Runner
 from imgbatch.dispatch.upkeep import Upkeep
+from imgbatch.housekeeping import Housekeeping
 from imgbatch.storage import Storage, open_storage
 from imgbatch.webhooks import webhook_sender
 
@@ -80,7 +81,7 @@ async def background_work(
             upkeep.start()
             try:
                 if kind == RunnerKind.SERVE:
-                    async with _webhooks(services):
+                    async with _service_jobs(services):
                         yield upkeep
                 else:
                     yield upkeep
@@ -116,22 +117,30 @@ async def _runner(services: Services, me: Me) -> AsyncIterator[Runner]:
 
 
 @asynccontextmanager
-async def _webhooks(services: Services) -> AsyncIterator[None]:
+async def _service_jobs(services: Services) -> AsyncIterator[None]:
+    """What every ``serve`` does besides dispatch, whatever the mode: deliver webhooks,
+    and housekeeping (retention, expired per-key state)."""
+    housekeeping = Housekeeping(services.engine, services.storage, services.settings)
     async with webhook_sender(services.engine, services.settings) as send:
-        task = asyncio.create_task(_every(POLL_SECONDS, send))
+        tasks = [
+            asyncio.create_task(_every(POLL_SECONDS, send, "webhook delivery")),
+            asyncio.create_task(_every(POLL_SECONDS, housekeeping, "housekeeping")),
+        ]
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
 
-async def _every(seconds: float, job: Callable[[], Awaitable[None]]) -> None:
+async def _every(seconds: float, job: Callable[[], Awaitable[None]], name: str) -> None:
     while True:
         try:
             await job()
         except Exception:
-            # A database restart delays delivery; it must not kill the loop.
-            log.exception("webhook delivery round failed; retrying")
+            # A database restart delays the job; it must not kill the loop.
+            log.exception("%s round failed; retrying", name)
         await asyncio.sleep(seconds)

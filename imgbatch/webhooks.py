@@ -13,20 +13,15 @@ Every attempt reuses the same ``webhook-id`` so receivers can drop duplicates.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
 import logging
 import math
-import os
-import secrets
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from http import HTTPStatus
-from pathlib import Path
 from typing import Literal
 
 import httpx
@@ -36,15 +31,18 @@ from standardwebhooks import Webhook
 
 import imgbatch
 from imgbatch.config import Settings
+from imgbatch.db.counters import WEBHOOK_ATTEMPTS, add_counts, labels_text
 from imgbatch.db.engine import utcnow
 from imgbatch.db.models import WebhookStatus
 from imgbatch.db.webhooks import DueWebhook, claim_due, record_attempt
 from imgbatch.fetch import AddressPolicy, as_image_error, safe_async_client
+from imgbatch.signing import SECRET_FILE, SigningKeys, WebhookSecretInvalid, webhook_secret
+
+# The secret's API, kept importable from here.
+__all__ = ["SECRET_FILE", "SigningKeys", "WebhookSecretInvalid", "webhook_secret"]
 
 log = logging.getLogger(__name__)
 
-SECRET_FILE = "webhook_secret"
-SECRET_PREFIX = "whsec_"
 USER_AGENT = f"imgbatch-webhook/{imgbatch.__version__}"
 READ_LIMIT = 4096  # of a failed answer, for the error message; a 2xx body is not read
 SHOWN_ANSWER = 200  # characters of a failed answer kept in the attempt's error
@@ -80,54 +78,7 @@ def build_payload(delivery: DueWebhook, settings: Settings) -> bytes:
     return payload.model_dump_json().encode()
 
 
-# --- the signing secret ------------------------------------------------------------------
-
-
-class WebhookSecretInvalid(ValueError):
-    """The configured or stored secret is not a ``whsec_``-prefixed base64 key."""
-
-
-def webhook_secret(settings: Settings) -> str:
-    """IMGBATCH_WEBHOOK_SECRET, or else the secret generated once and kept in the data dir."""
-    if settings.webhook_secret:
-        return _checked(settings.webhook_secret.strip(), "IMGBATCH_WEBHOOK_SECRET")
-    path = settings.data_dir / SECRET_FILE
-    return _checked(_stored_secret(path), str(path))
-
-
-def _checked(secret: str, source: str) -> str:
-    key = secret.removeprefix(SECRET_PREFIX)
-    try:  # padding optional, as Standard Webhooks libraries accept it
-        decoded = base64.b64decode(key + "=" * (-len(key) % 4), validate=True)
-    except (binascii.Error, ValueError):
-        decoded = b""
-    if not secret.startswith(SECRET_PREFIX) or len(decoded) < 16:
-        raise WebhookSecretInvalid(
-            f"{source}: a webhook secret is 'whsec_' followed by base64 of at least 16 "
-            "random bytes; see docs/webhooks.md"
-        )
-    return secret
-
-
-def _stored_secret(path: Path) -> str:
-    with contextlib.suppress(FileNotFoundError):
-        return path.read_text().strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    secret = SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
-    # Written whole under a temporary name, then linked into place: a process starting at
-    # the same moment either wins the link or reads the complete winner.
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(descriptor, "w") as out:
-            out.write(secret + "\n")
-        os.link(temporary, path)
-    except FileExistsError:
-        return path.read_text().strip()
-    finally:
-        temporary.unlink(missing_ok=True)
-    log.info("generated a webhook signing secret in %s", path)
-    return secret
+# --- signing ---------------------------------------------------------------------------
 
 
 def signed_headers(
@@ -234,12 +185,14 @@ async def deliver(
     engine: Engine,
     settings: Settings,
     client: httpx.AsyncClient,
-    signer: Webhook,
+    signer: Webhook | SigningKeys,
     policy: AddressPolicy,
 ) -> WebhookStatus:
     """Make one claimed attempt, record it, and schedule the next one if it failed."""
     body = build_payload(delivery, settings)
     attempted_at = utcnow()
+    if isinstance(signer, SigningKeys):  # the uploader's own secret
+        signer = await asyncio.to_thread(signer.signer_for, delivery.owner)
     headers = signed_headers(signer, webhook_id=delivery.webhook_id, body=body, at=attempted_at)
     started = time.monotonic()
     answer = await post_signed(
@@ -268,6 +221,7 @@ async def deliver(
         outcome=outcome,
         next_at=next_at,
     )
+    await asyncio.to_thread(count_attempt, engine, outcome)
     if not answer.delivered:
         log.info(
             "webhook %s of request %s, attempt %d: %s",
@@ -277,6 +231,15 @@ async def deliver(
             answer.error,
         )
     return outcome
+
+
+def count_attempt(engine: Engine, outcome: WebhookStatus) -> None:
+    """One more attempt in ``imgbatch_webhook_attempts``: delivered, retry or failed."""
+    label = "retry" if outcome == WebhookStatus.PENDING else outcome.value
+    try:
+        add_counts(engine, {(WEBHOOK_ATTEMPTS, labels_text(outcome=label)): 1})
+    except Exception:
+        log.warning("could not count a webhook attempt", exc_info=True)
 
 
 def lease_seconds(settings: Settings) -> float:
@@ -289,7 +252,7 @@ async def deliver_due(
     settings: Settings,
     client: httpx.AsyncClient,
     *,
-    signer: Webhook,
+    signer: Webhook | SigningKeys,
     policy: AddressPolicy | None = None,
     limit: int = BATCH,
 ) -> int:
@@ -319,7 +282,11 @@ class WebhookSender:
     background and returns at once, so a slow receiver never holds up image dispatch."""
 
     def __init__(
-        self, engine: Engine, settings: Settings, client: httpx.AsyncClient, signer: Webhook
+        self,
+        engine: Engine,
+        settings: Settings,
+        client: httpx.AsyncClient,
+        signer: Webhook | SigningKeys,
     ) -> None:
         self.engine = engine
         self.settings = settings
@@ -358,7 +325,7 @@ class WebhookSender:
 @asynccontextmanager
 async def webhook_sender(engine: Engine, settings: Settings) -> AsyncIterator[WebhookSender]:
     """A sender with its own SSRF-safe client, closed on exit."""
-    signer = Webhook(webhook_secret(settings))  # a bad secret stops the start, loudly
+    signer = SigningKeys(engine, settings)  # a bad secret stops the start, loudly
     client = safe_async_client(
         AddressPolicy.from_settings(settings),
         timeout=settings.webhook_timeout,

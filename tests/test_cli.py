@@ -7,10 +7,13 @@ import os
 import subprocess
 from pathlib import Path
 
+import openpyxl
 import pytest
-from sqlalchemy import create_engine, inspect
+from PIL import Image
+from sqlalchemy import create_engine, inspect, text
 
-from tests.helpers import IMGBATCH, csv_bytes
+from imgbatch.options import equivalent_quality
+from tests.helpers import IMGBATCH, csv_bytes, quantization_of, reference_quantization
 from tests.origin import Origin
 
 
@@ -72,6 +75,23 @@ def test_run_exits_1_when_some_images_fail(
     assert rows[1][3].endswith(",")  # the failed image leaves its place empty
 
 
+def test_run_reads_a_workbook_and_writes_a_csv_beside_it(
+    tmp_path: Path, photo_origin: Origin, photos: list[Path], allow: dict[str, str]
+) -> None:
+    book = openpyxl.Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.append(["S. No.", "Product Name", "Input Image Urls"])
+    sheet.append([1.0, "SKU1", photo_origin.url(f"/photos/{photos[0].name}")])
+    book.save(tmp_path / "catalogue.xlsx")
+    result = run_cli(["run", str(tmp_path / "catalogue.xlsx")], tmp_path / "data", **allow)
+    assert result.returncode == 0, result.stderr
+    text = (tmp_path / "catalogue-output.csv").read_text(encoding="utf-8")
+    rows = list(csv.reader(text.removeprefix("\ufeff").splitlines()))
+    assert text.startswith("\ufeff")
+    assert [row[:2] for row in rows] == [["S. No.", "Product Name"], ["1", "SKU1"]]
+
+
 def test_run_exits_2_for_an_invalid_csv_and_prints_every_error(tmp_path: Path) -> None:
     source = tmp_path / "in.csv"
     source.write_text("S. No.,Product Name,Input Image Urls\n0,,ftp://x/1.jpg\n2,B,\n")
@@ -88,3 +108,84 @@ def test_db_upgrade_creates_the_schema(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     tables = set(inspect(create_engine(url)).get_table_names())
     assert {"requests", "products", "images", "alembic_version"} <= tables
+
+
+# -- output options (SPEC §10) ---------------------------------------------------------------
+
+
+def stored_outputs(data_dir: Path) -> list[Path]:
+    return sorted(p for p in (data_dir / "images").rglob("*") if p.is_file())
+
+
+def test_run_flags_choose_format_quality_and_max_size(
+    tmp_path: Path, photo_origin: Origin, photos: list[Path], allow: dict[str, str]
+) -> None:
+    urls = [photo_origin.url(f"/photos/{p.name}") for p in photos[:2]]
+    source = tmp_path / "in.csv"
+    source.write_bytes(csv_bytes([(1, "SKU1", urls)]))
+    args = ["run", str(source), "--format", "webp", "--quality", "70", "--max-size", "300"]
+    result = run_cli(args, tmp_path / "data", **allow)
+    assert result.returncode == 0, result.stderr
+    stored = stored_outputs(tmp_path / "data")
+    assert [p.name.split("-", 1)[1] for p in stored] == ["webp-q70-max300.webp"] * 2
+    for path in stored:
+        data = path.read_bytes()
+        assert data[:4] == b"RIFF" and data[8:12] == b"WEBP"
+        assert max(Image.open(path).size) == 300
+    rows = list(csv.reader((tmp_path / "in-output.csv").read_text().splitlines()))
+    assert all(url.endswith("-webp-q70-max300.webp") for url in rows[1][3].split(","))
+
+
+def test_run_quality_80_gives_jpeg_q80_tables(
+    tmp_path: Path, photo_origin: Origin, photos: list[Path], allow: dict[str, str]
+) -> None:
+    source = tmp_path / "in.csv"
+    source.write_bytes(csv_bytes([(1, "SKU1", [photo_origin.url(f"/photos/{photos[0].name}")])]))
+    result = run_cli(["run", str(source), "--quality", "80"], tmp_path / "data", **allow)
+    assert result.returncode == 0, result.stderr
+    [path] = stored_outputs(tmp_path / "data")
+    assert path.name.endswith("-jpeg-q80.jpg")
+    assert quantization_of(path.read_bytes()) == reference_quantization(80)
+    assert Image.open(path).size == Image.open(photos[0]).size
+
+
+def test_run_takes_its_defaults_from_the_environment(
+    tmp_path: Path, photo_origin: Origin, photos: list[Path], allow: dict[str, str]
+) -> None:
+    source = tmp_path / "in.csv"
+    source.write_bytes(csv_bytes([(1, "SKU1", [photo_origin.url(f"/photos/{photos[0].name}")])]))
+    env = {**allow, "IMGBATCH_FORMAT": "avif", "IMGBATCH_MAX_SIZE": "120"}
+    result = run_cli(["run", str(source)], tmp_path / "data", **env)
+    assert result.returncode == 0, result.stderr
+    [path] = stored_outputs(tmp_path / "data")
+    assert path.name.endswith(f"-avif-q{equivalent_quality(50, 'avif')}-max120.avif")
+    data = path.read_bytes()
+    assert data[4:12] == b"ftypavif"
+    assert max(Image.open(path).size) == 120
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [
+        ("--quality", "0"),
+        ("--quality", "96"),
+        ("--quality", "fine"),
+        ("--format", "png"),
+        ("--max-size", "15"),
+        ("--max-size", "16385"),
+        ("--max-size", "big"),
+    ],
+)
+def test_run_exits_2_for_an_invalid_option_and_stores_nothing(
+    tmp_path: Path, photo_origin: Origin, allow: dict[str, str], flag: str, value: str
+) -> None:
+    source = tmp_path / "in.csv"
+    source.write_bytes(csv_bytes([(1, "SKU1", [photo_origin.url("/photos/x.jpg")])]))
+    result = run_cli(["run", str(source), flag, value], tmp_path / "data", **allow)
+    assert result.returncode == 2, result.stderr
+    assert flag in result.stderr
+    assert not (tmp_path / "in-output.csv").exists()
+    database = tmp_path / "data" / "imgbatch.db"
+    if database.exists():
+        with create_engine(f"sqlite:///{database}").connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM requests")).scalar() == 0

@@ -20,7 +20,7 @@ from imgbatch.csvfile import (
     CsvRow,
     open_csv,
 )
-from imgbatch.csvout import output_csv
+from imgbatch.csvoutput import output_csv
 from imgbatch.errors import CsvInvalid, CsvProblem, CsvUnreadable
 
 LIMITS = CsvLimits(max_rows=1000, max_urls_per_row=10, max_url_length=200, max_errors=50)
@@ -510,10 +510,31 @@ def test_a_file_without_a_header_row_is_told_so() -> None:
     assert '"SKU1"' in problem.message
 
 
-@pytest.mark.parametrize(("separator", "name"), [(";", "semicolons"), ("\t", "tabs")])
-def test_a_file_split_by_another_separator_gets_a_hint(separator: str, name: str) -> None:
-    (problem,) = _header_problems(separator.join(["S. No.", "Product Name", "Input Image Urls"]))
-    assert f"the columns seem to be separated by {name}" in problem.message
+@pytest.mark.parametrize("delimiter", [";", "\t"])
+def test_the_delimiter_is_decided_from_the_header_line(delimiter: str) -> None:
+    text = (
+        delimiter.join(["S. No.", "Product Name", "Input Image Urls"])
+        + "\n"
+        + delimiter.join(["1", "Cup, blue", "https://x/a.jpg,https://x/b.jpg"])
+        + "\n"
+    )
+    reader, rows = read(text)
+    assert reader.header.delimiter == delimiter
+    assert rows == [
+        CsvRow(
+            2,
+            "1",
+            "Cup, blue",
+            "https://x/a.jpg,https://x/b.jpg",
+            ("https://x/a.jpg", "https://x/b.jpg"),
+        )
+    ]
+
+
+def test_a_semicolon_inside_a_comma_separated_file_stays_text() -> None:
+    reader, rows = read(HEADER + '1,"Cup; blue",https://x/a.jpg\n')
+    assert reader.header.delimiter == ","
+    assert rows[0].product_name == "Cup; blue"
 
 
 # --- malformed quoting --------------------------------------------------------------------
@@ -596,15 +617,33 @@ def test_a_bad_byte_deep_in_the_file_stops_the_rows_with_its_line() -> None:
 
 
 @pytest.mark.parametrize("encoding", ["utf-16", "utf-16-be"])
-def test_a_utf_16_file_is_unreadable_with_a_hint(encoding: str) -> None:
-    data = SPEC_EXAMPLE.encode(encoding)
+def test_utf_16_text_with_a_bom_is_read(encoding: str) -> None:
+    text = "S. No.\tProduct Name\tInput Image Urls\r\n1\tSKU1\thttps://x/1.jpg,https://x/2.jpg\r\n"
+    data = text.encode(encoding)
     if encoding == "utf-16-be":
         data = b"\xfe\xff" + data
-    assert unreadable(data) == 'the file is UTF-16 text; save it as "CSV UTF-8"'
+    reader, rows = read(data)
+    assert reader.header.bom and reader.header.source == "csv-utf-16"
+    assert reader.header.delimiter == "\t"
+    assert [(row.serial, row.urls) for row in rows] == [
+        ("1", ("https://x/1.jpg", "https://x/2.jpg"))
+    ]
 
 
-def test_a_spreadsheet_workbook_is_unreadable_with_a_hint() -> None:
-    assert "spreadsheet workbook" in unreadable(b"PK\x03\x04\x14\x00\x06\x00" + b"\x00" * 64)
+def test_utf_16_that_does_not_decode_names_its_line() -> None:
+    data = (HEADER + "1,A,https://x/a.jpg\n").encode("utf-16-le") + b"\x00\xd8\x41\x00"
+    message = unreadable(b"\xff\xfe" + data)
+    assert "not valid UTF-16 text (line 3" in message
+
+
+def test_a_zip_that_is_no_workbook_is_unreadable() -> None:
+    message = unreadable(b"PK\x03\x04\x14\x00\x06\x00" + b"\x00" * 64)
+    assert "not an Excel workbook (.xlsx)" in message
+
+
+def test_an_old_binary_workbook_is_unreadable_with_a_hint() -> None:
+    message = unreadable(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 64)
+    assert "old Excel workbook (.xls)" in message
 
 
 # --- the reader as an object --------------------------------------------------------------

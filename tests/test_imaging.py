@@ -12,15 +12,17 @@ from PIL import Image, ImageChops, ImageCms, ImageFile, ImageStat, features
 
 from imgbatch.errors import ErrorCode, ImageError
 from imgbatch.imaging import Compressed, compress
+from imgbatch.options import OutputOptions
 from tests import images
 
 QUALITY = 50
+OPTIONS = OutputOptions(quality=QUALITY)
 MAX_PIXELS = 50_000_000  # the service's default
 RED, BLUE, WHITE, BLACK = (255, 0, 0), (0, 0, 255), (255, 255, 255), (0, 0, 0)
 
 
 def run(data: bytes, *, max_pixels: int = MAX_PIXELS) -> tuple[Compressed, Image.Image]:
-    result = compress(data, quality=QUALITY, max_pixels=max_pixels)
+    result = compress(data, options=OPTIONS, max_pixels=max_pixels)
     output = images.decode(result.data)
     assert output.format == "JPEG"
     assert output.mode in ("RGB", "L")
@@ -30,7 +32,7 @@ def run(data: bytes, *, max_pixels: int = MAX_PIXELS) -> tuple[Compressed, Image
 
 def failure(data: bytes, *, max_pixels: int = MAX_PIXELS) -> ImageError:
     with pytest.raises(ImageError) as caught:
-        compress(data, quality=QUALITY, max_pixels=max_pixels)
+        compress(data, options=OPTIONS, max_pixels=max_pixels)
     return caught.value
 
 
@@ -363,7 +365,7 @@ def test_colour_jpeg_fast_path_matches_a_plain_rgb_reencode(photos: list[Path]) 
     """Colour JPEGs are re-encoded from YCbCr without a round trip through RGB; the
     pixels must match what a plain RGB re-encode gives, to rounding."""
     data = photos[0].read_bytes()
-    fast = Image.open(BytesIO(compress(data, quality=50, max_pixels=50_000_000).data))
+    fast = Image.open(BytesIO(compress(data, options=OPTIONS, max_pixels=MAX_PIXELS).data))
     buffer = BytesIO()
     Image.open(BytesIO(data)).convert("RGB").save(buffer, "JPEG", quality=50)
     plain = Image.open(buffer)

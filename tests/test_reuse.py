@@ -17,19 +17,17 @@ from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
-from sqlalchemy import delete, func, select
+from sqlalchemy import func, select
 
 from imgbatch.api import create_app
 from imgbatch.config import Settings
-from imgbatch.db.engine import make_engine, read_tx, write_tx
-from imgbatch.db.models import Image as ImageRow
-from imgbatch.db.models import InputOutput, Request, UrlCache
-from imgbatch.storage import LocalStorage, open_storage
-from imgbatch.storage.s3 import S3Storage
+from imgbatch.db.engine import make_engine, read_tx
+from imgbatch.db.models import InputOutput, UrlCache
 from tests.helpers import csv_bytes, wait_until
 from tests.modes import (  # noqa: F401  (fixtures)
     Mode,
@@ -90,10 +88,13 @@ class Service:
     client: TestClient
     settings: Settings
 
-    def run(self, urls: list[str]) -> Run:
+    def run(self, urls: list[str], **options: str) -> Run:
+        """Upload ``urls`` with the output ``options`` form fields (SPEC §10); wait for it."""
         body = csv_bytes([(n, f"SKU{n}", [url]) for n, url in enumerate(urls, start=1)])
         response = self.client.post(
-            "/api/v1/requests", files={"file": ("products.csv", body, "text/csv")}
+            "/api/v1/requests",
+            files={"file": ("products.csv", body, "text/csv")},
+            data=options,
         )
         assert response.status_code == 202, response.text
         request_id = response.json()["request_id"]
@@ -112,31 +113,12 @@ class Service:
         assert response.status_code == 200, url
         return response.content
 
-    def forget_request(self, request_id: str) -> None:
-        """Delete a request the way ``DELETE /api/v1/requests/{id}`` does: its own stored
-        images (the output keys of its rows), then its rows."""
-        engine = make_engine(self.settings.effective_database_url)
-        storage = open_storage(self.settings)
-        try:
-            with read_tx(engine) as conn:
-                keys = conn.execute(
-                    select(ImageRow.output_key).where(
-                        ImageRow.request_id == request_id, ImageRow.output_key.is_not(None)
-                    )
-                ).scalars()
-                keys = list(keys)
-            for key in keys:
-                if isinstance(storage, LocalStorage):
-                    storage.path_for(key).unlink(missing_ok=True)
-                else:
-                    assert isinstance(storage, S3Storage)
-                    storage.client.delete_object(Bucket=storage.bucket, Key=storage.object_key(key))
-            with write_tx(engine) as conn:
-                conn.execute(delete(ImageRow).where(ImageRow.request_id == request_id))
-                conn.execute(delete(Request).where(Request.id == request_id))
-        finally:
-            storage.close()
-            engine.dispose()
+    def delete(self, run: Run) -> None:
+        """``DELETE /api/v1/requests/{id}``; its own output images are gone after it."""
+        response = self.client.delete(f"/api/v1/requests/{run.request_id}")
+        assert response.status_code == 204, response.text
+        for image in run.images:
+            assert get_output(self.client, image["output_url"]).status_code != 200
 
     def rows(self, table: Any) -> int:
         engine = make_engine(self.settings.effective_database_url)
@@ -308,17 +290,26 @@ def test_different_options_are_never_reused(
 ) -> None:
     urls, _ = serve(origin, "opts", distinct_photos(photos, 2), **{"Cache-Control": "max-age=3600"})
     with service() as svc:
-        first = svc.run(urls)
-    with service(quality=80) as svc:
-        second = svc.run(urls)
-        third = svc.run(urls)
+        first = svc.run(urls)  # the defaults: JPEG q50
+        second = svc.run(urls, quality="80")
+        third = svc.run(urls, quality="80")
+        webp = svc.run(urls, format="webp")
+        again = svc.run(urls)
     assert second.status["reused_images"] == 0
     assert all(
         b["output_bytes"] > a["output_bytes"]
         for a, b in zip(first.images, second.images, strict=True)
     )
     assert third.status["reused_images"] == 2  # under its own options, reused again
-    assert hits(origin, urls) == 4
+    assert webp.status["reused_images"] == 0
+    # (S3 URLs carry a signature query: the path names the file)
+    assert all(urlsplit(image["output_url"]).path.endswith(".webp") for image in webp.images)
+    # Each request's outputs are named for its own options, reused from the same options.
+    assert again.status["reused_images"] == 2
+    for before, after in zip(first.images, again.images, strict=True):
+        assert urlsplit(after["output_url"]).path.endswith(".jpg")
+        assert svc.output(after["output_url"]) == svc.output(before["output_url"])
+    assert hits(origin, urls) == 6  # q50, q80 and WebP once each
 
 
 def test_reuse_off_processes_everything(service: Start, origin: Origin, photos: list[Path]) -> None:
@@ -350,7 +341,7 @@ def test_deleting_the_earlier_request_breaks_nothing(
         first = svc.run(urls)
         second = svc.run(urls)
         assert second.status["reused_images"] == 2
-        svc.forget_request(first.request_id)
+        svc.delete(first)
         # The later request's images are its own objects: still there.
         for image in second.images:
             assert svc.output(image["output_url"])
@@ -359,8 +350,8 @@ def test_deleting_the_earlier_request_breaks_nothing(
         assert third.status["reused_images"] == 2
         for before, after in zip(second.images, third.images, strict=True):
             assert svc.output(after["output_url"]) == svc.output(before["output_url"])
-        svc.forget_request(second.request_id)
-        svc.forget_request(third.request_id)
+        svc.delete(second)
+        svc.delete(third)
         # Every earlier output is gone: a fresh entry or a 304 leads to a new download.
         fourth = svc.run(urls)
     assert fourth.status["status"] == "completed" and fourth.status["reused_images"] == 0

@@ -34,6 +34,7 @@ from imgbatch.config import Settings
 from imgbatch.db.engine import make_engine, read_tx
 from imgbatch.db.models import Image as ImageRow
 from imgbatch.db.reads import get_request
+from imgbatch.options import OutputOptions
 from imgbatch.storage import image_key
 from tests.databases import PG_ADMIN
 from tests.helpers import IMGBATCH, TERMINAL, csv_bytes, free_port, wait_terminal, wait_until
@@ -183,10 +184,12 @@ def test_killed_and_stopped_workers_lose_nothing_and_count_nothing_twice(
 
     rows = image_rows(scaleout.database_url, request_id)
     assert {status for _, status, _, _ in rows} == {"succeeded"}
-    assert [key for _, _, key, _ in rows] == [image_key(request_id, seq) for seq, _, _, _ in rows]
+    assert [key for _, _, key, _ in rows] == [
+        image_key(request_id, seq, OutputOptions()) for seq, _, _, _ in rows
+    ]
     # The killed worker's chunk was handed out again, and still nothing was doubled.
     assert max(attempts for _, _, _, attempts in rows) >= 2
-    expected = sorted(f"out/{image_key(request_id, seq)}" for seq, _, _, _ in rows)
+    expected = sorted(f"out/{image_key(request_id, seq, OutputOptions())}" for seq, _, _, _ in rows)
     assert scaleout.object_keys(moto_server.client) == expected
 
 
@@ -269,7 +272,7 @@ def test_a_broker_restart_mid_request_delays_it_and_loses_nothing(
     # again (by the API's upkeep or the worker's).
     logs = caplog.text + worker.log.read_text(errors="replace")
     assert "lost messages out again" in logs
-    expected = sorted(f"out/{image_key(request_id, seq)}" for seq, _, _, _ in rows)
+    expected = sorted(f"out/{image_key(request_id, seq, OutputOptions())}" for seq, _, _, _ in rows)
     assert scaleout.object_keys(moto_server.client) == expected
 
 

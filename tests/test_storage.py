@@ -20,8 +20,16 @@ import pytest
 
 from imgbatch.config import Settings
 from imgbatch.errors import ErrorCode, ImageError
+from imgbatch.options import OutputOptions
 from imgbatch.runtime import open_services
-from imgbatch.storage import LocalStorage, Storage, image_key, open_storage, validate_key
+from imgbatch.storage import (
+    LocalStorage,
+    Storage,
+    content_type,
+    image_key,
+    open_storage,
+    validate_key,
+)
 from imgbatch.storage.base import CACHE_FOREVER
 from imgbatch.storage.s3 import S3Storage
 from tests.s3server import MotoS3
@@ -41,6 +49,10 @@ BAD_KEYS = [
     f"{REQUEST_ID}\\1.jpg",
     f"{REQUEST_ID}/1.jpg/..",
     f"{REQUEST_ID}/1.png",
+    f"{REQUEST_ID}/1-jpeg-q50.png",
+    f"{REQUEST_ID}/1-gif-q50.gif",
+    f"{REQUEST_ID}/1-webp-q50-max.webp",
+    f"{REQUEST_ID}/1-webp-q50/../x.webp",
     f"{REQUEST_ID}/-1.jpg",
     f"{REQUEST_ID.upper()}/1.jpg",
     f"{KEY}\n",
@@ -121,7 +133,7 @@ def test_put_again_overwrites_and_never_duplicates(backend: Backend) -> None:
 
 
 def test_copy_gives_an_independent_object(backend: Backend, photo: bytes) -> None:
-    copy = image_key(REQUEST_ID, 99)
+    copy = f"{REQUEST_ID}/99.jpg"
     backend.storage.put(KEY, photo)
     assert backend.storage.copy(KEY, copy)
     assert backend.read(copy) == photo
@@ -133,7 +145,7 @@ def test_copy_gives_an_independent_object(backend: Backend, photo: bytes) -> Non
 
 
 def test_copy_of_a_missing_object_is_false(backend: Backend) -> None:
-    copy = image_key(REQUEST_ID, 99)
+    copy = f"{REQUEST_ID}/99.jpg"
     assert backend.storage.copy(KEY, copy) is False
     assert backend.storage.copy(KEY, KEY) is False
     assert backend.listing() == []
@@ -141,12 +153,25 @@ def test_copy_of_a_missing_object_is_false(backend: Backend) -> None:
 
 def test_copy_survives_deleting_the_source_locally(tmp_path: Path, photo: bytes) -> None:
     storage = LocalStorage(tmp_path, public_url=PUBLIC_URL)
-    copy = image_key(REQUEST_ID, 99)
+    copy = f"{REQUEST_ID}/99.jpg"
     storage.put(KEY, photo)
     assert storage.copy(KEY, copy)
     assert storage.path_for(copy).stat().st_ino == storage.path_for(KEY).stat().st_ino  # a link
     storage.path_for(KEY).unlink()
     assert storage.path_for(copy).read_bytes() == photo
+
+
+def test_keys_of_and_delete_remove_only_the_named_images(backend: Backend) -> None:
+    other = "00000000-0000-4000-8000-000000000001/0.jpg"
+    mine = [f"{REQUEST_ID}/{n}.jpg" for n in range(3)]
+    for key in [*mine, other]:
+        backend.storage.put(key, b"x")
+    assert sorted(backend.storage.keys_of(REQUEST_ID)) == sorted(mine)
+    backend.storage.delete([*mine, f"{REQUEST_ID}/99.jpg"])  # a missing key is no error
+    assert backend.listing() == [other]
+    assert backend.storage.keys_of(REQUEST_ID) == []
+    with pytest.raises(ValueError):
+        backend.storage.delete(["../escape.jpg"])
 
 
 def test_url_for_is_absolute_and_names_the_key(backend: Backend) -> None:
@@ -176,8 +201,8 @@ def test_delete_removes_the_object_and_a_missing_one_is_fine(
 ) -> None:
     backend.storage.put(KEY, photo)
     assert backend.listing()
-    backend.storage.delete(KEY)
-    backend.storage.delete(KEY)
+    backend.storage.delete([KEY])
+    backend.storage.delete([KEY])
     assert backend.listing() == []
 
 
@@ -202,9 +227,22 @@ def test_store_failure_is_a_storage_error(backend: Backend) -> None:
 
 
 def test_image_key_is_deterministic_and_canonical() -> None:
-    assert image_key(UUID(REQUEST_ID), 1234) == KEY
-    assert image_key(REQUEST_ID.upper(), 1234) == KEY
-    assert validate_key(KEY) == KEY
+    options = OutputOptions(quality=50)
+    key = f"{REQUEST_ID}/1234-jpeg-q50.jpg"
+    assert image_key(UUID(REQUEST_ID), 1234, options) == key
+    assert image_key(REQUEST_ID.upper(), 1234, options) == key
+    assert validate_key(key) == key
+    assert validate_key(KEY) == KEY  # outputs stored before options existed stay valid
+
+
+def test_image_key_names_the_options_and_ends_in_the_format_extension() -> None:
+    webp = OutputOptions(format="webp", quality=55, max_size=2048)
+    avif = OutputOptions(format="avif", quality=48)
+    assert image_key(REQUEST_ID, 7, webp) == f"{REQUEST_ID}/7-webp-q55-max2048.webp"
+    assert image_key(REQUEST_ID, 7, avif) == f"{REQUEST_ID}/7-avif-q48.avif"
+    assert content_type(image_key(REQUEST_ID, 7, webp)) == "image/webp"
+    assert content_type(image_key(REQUEST_ID, 7, avif)) == "image/avif"
+    assert content_type(KEY) == "image/jpeg"
 
 
 # -- local --------------------------------------------------------------------------------
@@ -271,7 +309,7 @@ def test_start_up_sweeps_temporary_files_of_killed_writes_only(tmp_path: Path) -
     killed = _stuck_writer(root, KEY)
     killed.kill()
     killed.wait()
-    other_key = image_key(UUID(int=7), 8)
+    other_key = image_key(UUID(int=7), 8, OutputOptions())
     alive = _stuck_writer(root, other_key)
     try:
         before = sorted(path.name for path in root.glob("*/.*.tmp"))
@@ -290,6 +328,18 @@ def test_s3_objects_carry_jpeg_type_and_long_cache(moto_s3: MotoS3, photo: bytes
     head = moto_s3.client.head_object(Bucket=moto_s3.bucket, Key=KEY)
     assert head["ContentType"] == "image/jpeg"
     assert head["CacheControl"] == CACHE_FOREVER == "public, max-age=31536000, immutable"
+
+
+@pytest.mark.parametrize(
+    ("output_format", "expected"), [("webp", "image/webp"), ("avif", "image/avif")]
+)
+def test_s3_objects_carry_their_format_type(
+    moto_s3: MotoS3, output_format: str, expected: str
+) -> None:
+    key = image_key(REQUEST_ID, 1, OutputOptions.model_validate({"format": output_format}))
+    S3Storage(moto_s3.bucket, endpoint_url=moto_s3.endpoint_url).put(key, b"x")
+    head = moto_s3.client.head_object(Bucket=moto_s3.bucket, Key=key)
+    assert head["ContentType"] == expected
 
 
 def test_s3_presigned_url_serves_the_bytes(moto_s3: MotoS3, photo: bytes) -> None:

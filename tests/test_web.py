@@ -6,6 +6,7 @@ import contextlib
 import csv
 import io
 import re
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from playwright.sync_api import Browser, Error, Page, Route, expect, sync_playwr
 
 from tests.helpers import csv_bytes, wait_terminal, wait_until
 from tests.live import LiveServer, launch_chromium, live_server, require_chromium
-from tests.origin import Origin
+from tests.origin import Origin, slow
 
 SLOW = 30_000  # ms: a whole request, start to end
 # The page writes ranges and savings the typographic way.
@@ -205,11 +206,21 @@ def test_failed_image_shows_its_reason_and_retry_fixes_it(
     expect(page.locator("#request-size")).to_have_text("· 1 product, 2 images")
     expect(page.locator("#products .product-summary")).to_contain_text("2 images · 1 failed")
 
+    # The errors file sits next to the output CSV: the failed row, its URL and reason.
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Download errors file").click()
+    rows = list(csv.reader(io.StringIO(download.value.path().read_text(encoding="utf-8"))))
+    assert rows == [
+        ["S. No.", "Product Name", "Input Image Urls", "Errors"],
+        ["1", "SKU1", late, f"{late}: http_error: the server answered 404 Not Found"],
+    ]
+
     photo_host.serve_file("/late.jpg", photos[1])
     page.get_by_role("button", name="Retry failed images").click()
     expect(page.locator("#request-status")).to_have_text("completed", timeout=SLOW)
     expect(page.locator("#products .image.status-succeeded")).to_have_count(2)
     expect(failed).to_have_count(0)
+    expect(page.get_by_role("link", name="Download errors file")).to_be_hidden()
 
 
 def test_rejected_csv_lists_every_error_with_its_line(
@@ -335,11 +346,17 @@ def test_a_request_of_100000_images_stays_paginated(page: Page, api: httpx.Clien
     assert page.evaluate("document.getElementsByTagName('*').length") < 2500
 
 
-def unreachable_request(api: httpx.Client, rows: list[tuple[int, str, int]]) -> str:
-    """A request of (serial, name, image count) rows whose images are never fetched
-    (port 9 is not allowed): cancelled at once and left terminal."""
+def unreachable_request(api: httpx.Client, host: Origin, rows: list[tuple[int, str, int]]) -> str:
+    """A request of (serial, name, image count) rows, cancelled at once and left terminal
+    with every image cancelled: the origin holds each image for seconds, so none can
+    finish (nor fail) before the cancel lands."""
+    held = uuid.uuid4().hex
     products = [
-        (serial, name, [f"http://127.0.0.1:9/{serial}/{i}.jpg" for i in range(images)])
+        (
+            serial,
+            name,
+            [host.route(f"/held/{held}/{serial}/{i}.jpg", slow(b"", 5)) for i in range(images)],
+        )
         for serial, name, images in rows
     ]
     answer = api.post(
@@ -371,9 +388,11 @@ class HeldAnswers:
                 route.fulfill(response=route.fetch())
 
 
-def test_switching_requests_quickly_shows_only_the_latest(page: Page, api: httpx.Client) -> None:
-    first = unreachable_request(api, [(1, "FIRST-A", 3), (2, "FIRST-B", 3)])
-    second = unreachable_request(api, [(1, "SECOND", 1)])
+def test_switching_requests_quickly_shows_only_the_latest(
+    page: Page, api: httpx.Client, photo_host: Origin
+) -> None:
+    first = unreachable_request(api, photo_host, [(1, "FIRST-A", 3), (2, "FIRST-B", 3)])
+    second = unreachable_request(api, photo_host, [(1, "SECOND", 1)])
     held = HeldAnswers(page, re.compile(rf"/api/v1/requests/{first}(/products\?.*)?$"))
 
     page.goto(f"/#/requests/{first}")
@@ -391,8 +410,10 @@ def test_switching_requests_quickly_shows_only_the_latest(page: Page, api: httpx
     assert page.title() == "cancelled · imgbatch"
 
 
-def test_paging_quickly_shows_only_the_latest_page(page: Page, api: httpx.Client) -> None:
-    request_id = unreachable_request(api, [(n, f"SKU{n}", 1) for n in range(1, 71)])
+def test_paging_quickly_shows_only_the_latest_page(
+    page: Page, api: httpx.Client, photo_host: Origin
+) -> None:
+    request_id = unreachable_request(api, photo_host, [(n, f"SKU{n}", 1) for n in range(1, 71)])
     page.goto(f"/#/requests/{request_id}")
     products_range = page.locator("#products-range")
     expect(products_range).to_have_text(f"Products 1{DASH}20 of 70")
@@ -411,8 +432,10 @@ def test_paging_quickly_shows_only_the_latest_page(page: Page, api: httpx.Client
     expect(page.locator("#page-number")).to_have_value("3")
 
 
-def test_a_long_product_shows_its_first_images_until_asked(page: Page, api: httpx.Client) -> None:
-    request_id = unreachable_request(api, [(1, "MANY", 14), (2, "ONE", 1)])
+def test_a_long_product_shows_its_first_images_until_asked(
+    page: Page, api: httpx.Client, photo_host: Origin
+) -> None:
+    request_id = unreachable_request(api, photo_host, [(1, "MANY", 14), (2, "ONE", 1)])
     page.goto(f"/#/requests/{request_id}")
     expect(page.locator("#request-size")).to_have_text("· 2 products, 15 images")
     # The list loads after the status: wait for it (all() does not).

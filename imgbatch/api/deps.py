@@ -6,7 +6,6 @@ thread, and a hop per dependency made a status read several times slower under l
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 from typing import Annotated
 
@@ -16,6 +15,7 @@ from sqlalchemy import Engine
 from imgbatch.config import Settings
 from imgbatch.db import models
 from imgbatch.db.reads import get_request
+from imgbatch.db.tenants import owner_of
 from imgbatch.runtime import Services
 from imgbatch.storage import Storage
 
@@ -57,7 +57,7 @@ async def _owner(
             "a valid API key is required: Authorization: Bearer <key>",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    return hashlib.sha256(token.encode()).hexdigest()[:32]
+    return owner_of(token)
 
 
 OwnerDep = Annotated[str | None, Depends(_owner)]
@@ -74,5 +74,7 @@ async def _found_request(request_id: str, engine: EngineDep, owner: OwnerDep) ->
 
 
 RequestDep = Annotated[models.Request, Depends(_found_request)]
-Offset = Annotated[int, Query(ge=0, description="items to skip")]
+# Bounded: a huge offset would overflow the database's 64-bit integer (a 500, not a 422).
+MAX_OFFSET = 1_000_000_000
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="items to skip")]
 Limit = Annotated[int, Query(ge=1, le=500, description="items per page, at most 500")]

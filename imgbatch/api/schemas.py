@@ -18,6 +18,7 @@ from sqlalchemy import Row
 
 from imgbatch.config import Settings
 from imgbatch.db.models import TERMINAL_STATUSES, Request
+from imgbatch.options import OutputOptions
 from imgbatch.storage import Storage
 
 T = TypeVar("T")
@@ -45,15 +46,29 @@ class StatusBody(BaseModel):
     updated_at: datetime
     finished_at: datetime | None
     output_csv_url: str | None = Field(validation_alias=AliasChoices("output_csv_url", "id"))
+    errors_csv_url: str | None = Field(
+        validation_alias=AliasChoices("errors_csv_url", "id"),
+        description="the errors file (rows with a failed image) once finished; null when "
+        "no image failed",
+    )
     webhook_url: str | None
     webhook_status: str | None
     # Beyond the SPEC: bytes downloaded and written for succeeded images, for the savings.
     input_bytes: int
     output_bytes: int
+    options: OutputOptions = Field(description="the output options in force (SPEC §10)")
 
     @classmethod
     def of(cls, request: Request, settings: Settings) -> StatusBody:
         return cls.model_validate(request, context={"settings": settings})
+
+    @field_validator("options", mode="before")
+    @classmethod
+    def _stored_options(cls, value: Any, info: ValidationInfo) -> Any:
+        settings = (info.context or {}).get("settings")
+        if value is None and settings is not None:  # a request from before options existed
+            return OutputOptions.stored(None, settings)
+        return value
 
     @model_validator(mode="after")
     def _derive(self, info: ValidationInfo) -> StatusBody:
@@ -63,6 +78,8 @@ class StatusBody(BaseModel):
         if settings is not None:  # read from a row, not re-read from a body
             terminal = self.status in TERMINAL_STATUSES
             self.output_csv_url = settings.output_csv_url(self.request_id) if terminal else None
+            failures = terminal and self.failed_images > 0
+            self.errors_csv_url = settings.errors_csv_url(self.request_id) if failures else None
         return self
 
 

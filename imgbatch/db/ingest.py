@@ -17,6 +17,7 @@ from imgbatch.csvfile import CsvReader
 from imgbatch.db.bulk import insert_rows
 from imgbatch.db.engine import utcnow, write_tx
 from imgbatch.db.models import Base, Image, ImageStatus, Request, RequestStatus
+from imgbatch.options import OutputOptions
 
 BATCH_ROWS = 5000
 PENDING = ImageStatus.PENDING.value
@@ -72,6 +73,7 @@ def create_request(
     reader: CsvReader,
     webhook_url: str | None = None,
     owner: str | None = None,
+    options: OutputOptions | None = None,
     runner_id: str | None = None,
 ) -> None:
     """Insert the request, its products and images; raise CsvInvalid (storing nothing)."""
@@ -86,6 +88,7 @@ def create_request(
                 csv_header=reader.header.to_json(),
                 webhook_url=webhook_url,
                 owner=owner,
+                options=options.model_dump() if options else None,
                 runner_id=runner_id,
             )
         )

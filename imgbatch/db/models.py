@@ -17,7 +17,17 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKeyConstraint, Index, Integer, String, Text
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    String,
+    Text,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -87,6 +97,9 @@ class Request(Base):
     output_bytes: Mapped[int] = mapped_column(Integer, default=0)
     # Succeeded images whose output came from an earlier identical input (SPEC §9).
     reused_images: Mapped[int] = mapped_column(Integer, default=0)
+    # The output options (SPEC §10) as ``OutputOptions`` JSON: quality, format, max_size.
+    # Null on requests stored before options existed: JPEG at IMGBATCH_QUALITY, full size.
+    options: Mapped[dict[str, Any] | None]
     # Who uploaded it (a hash of the API key), when API keys are configured.
     owner: Mapped[str | None] = mapped_column(String(64))
     # The runner an ``imgbatch run`` request is pinned to: while it is alive, no other
@@ -155,6 +168,8 @@ class Image(Base):
         ForeignKeyConstraint(["request_id"], ["requests.id"], ondelete="CASCADE"),
         # Claims: the pending sources of one request, in order; the reaper's expired leases.
         Index("ix_images_claim", "request_id", "status", "seq"),
+        # Deleting a request keeps the outputs another request's images point at.
+        Index("ix_images_output_key", "output_key"),
     )
 
 
@@ -198,6 +213,56 @@ class WebhookAttempt(Base):
         ForeignKeyConstraint(["request_id"], ["requests.id"], ondelete="CASCADE"),
         Index("ix_webhook_attempts_request", "request_id", "id"),
     )
+
+
+class TenantSecret(Base):
+    """The webhook signing secret of one API key (``owner``), generated at first use."""
+
+    __tablename__ = "tenant_secrets"
+
+    owner: Mapped[str] = mapped_column(String(64), primary_key=True)
+    secret: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
+
+
+class IdempotencyKey(Base):
+    """An ``Idempotency-Key`` an API key used on an upload, and what it created."""
+
+    __tablename__ = "idempotency_keys"
+
+    # The key's owner ("" without API keys) and the client's header value.
+    owner: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    # SHA-256 of the file and the form fields: the same key with another body is a 409.
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    request_id: Mapped[str] = mapped_column(String(36))
+    created_at: Mapped[datetime]
+
+    __table_args__ = (
+        Index("ix_idempotency_keys_created_at", "created_at"),
+        Index("ix_idempotency_keys_request", "request_id"),
+    )
+
+
+class UploadWindow(Base):
+    """Uploads one API key made in one minute (IMGBATCH_UPLOADS_PER_MINUTE)."""
+
+    __tablename__ = "upload_windows"
+
+    owner: Mapped[str] = mapped_column(String(64), primary_key=True)
+    window_start: Mapped[datetime] = mapped_column(primary_key=True)
+    uploads: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class MetricCounter(Base):
+    """A monotonic counter the worker processes add to, read by ``/metrics``: work runs
+    in other processes and on other machines, so the database sums it for every scrape."""
+
+    __tablename__ = "metric_counters"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    labels: Mapped[str] = mapped_column(String(200), primary_key=True)
+    value: Mapped[float] = mapped_column(Float, default=0.0)
 
 
 class UrlCache(Base):

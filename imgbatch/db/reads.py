@@ -10,14 +10,23 @@ from typing import Any
 
 from sqlalchemy import Engine, Row, func, select
 
+from imgbatch.config import Settings
 from imgbatch.db.engine import read_tx
 from imgbatch.db.models import Image, ImageStatus, Product, Request, WebhookAttempt
+from imgbatch.options import OutputOptions
 
 
 def get_request(engine: Engine, *, request_id: str) -> Request | None:
     with read_tx(engine) as conn:
         row = conn.execute(select(Request).where(Request.id == request_id)).first()
     return _request(row._mapping) if row else None
+
+
+def options_of(engine: Engine, settings: Settings, *, request_id: str) -> OutputOptions:
+    """The output options the request with this id is processed with."""
+    with read_tx(engine) as conn:
+        stored = conn.execute(select(Request.options).where(Request.id == request_id)).scalar()
+    return OutputOptions.stored(stored, settings)
 
 
 def list_requests(
@@ -111,6 +120,39 @@ def output_rows(
             product = list(group)
             first = product[0]
             yield first.serial, first.product_name, first.urls_cell, [r.output_key for r in product]
+
+
+def error_rows(
+    engine: Engine, *, request_id: str
+) -> Iterator[tuple[str, str, list[tuple[str, str, str]]]]:
+    """(serial, product name, failures) of every product with a failed image, in order;
+    a failure is (URL, error code, message), in URL order. One ordered scan, streamed."""
+    query = (
+        select(
+            Product.position,
+            Product.serial,
+            Product.product_name,
+            Image.url,
+            Image.error_code,
+            Image.error,
+        )
+        .join(
+            Product,
+            (Product.request_id == Image.request_id) & (Product.position == Image.product_position),
+        )
+        .where(Image.request_id == request_id, Image.status == ImageStatus.FAILED)
+        .order_by(Image.seq)
+    )
+    with read_tx(engine) as conn:
+        rows = conn.execution_options(yield_per=5000).execute(query)
+        for _, group in groupby(rows, key=itemgetter(0)):
+            product = list(group)
+            first = product[0]
+            yield (
+                first.serial,
+                first.product_name,
+                [(r.url, r.error_code or "", r.error or "") for r in product],
+            )
 
 
 def webhook_attempts(engine: Engine, *, request_id: str, limit: int = 50) -> list[WebhookAttempt]:

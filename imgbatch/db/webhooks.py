@@ -31,6 +31,7 @@ class DueWebhook:
     processed_images: int
     failed_images: int
     finished_at: datetime
+    owner: str | None = None  # whose secret signs it
 
 
 def claim_due(
@@ -73,6 +74,7 @@ def claim_due(
                 Request.processed_images,
                 Request.failed_images,
                 Request.finished_at,
+                Request.owner,
             )
         ).all()
     return [DueWebhook(*row) for row in rows]

@@ -125,8 +125,10 @@ def as_image_error(exc: BaseException) -> ImageError | None:
         case httpx.InvalidURL() | httpx.UnsupportedProtocol():
             return ImageError(ErrorCode.INVALID_URL, f"not a valid http or https URL: {exc}")
         case httpx.DecodingError():
+            detail = f": {exc}" if str(exc) else ""
             return ImageError(
-                ErrorCode.CONNECTION_ERROR, "the server sent a body that could not be decoded"
+                ErrorCode.CONNECTION_ERROR,
+                f"the server sent a body that could not be decoded{detail}",
             )
         case httpx.TransportError():
             detail = str(exc) or type(exc).__name__

@@ -15,7 +15,7 @@ import asyncio
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from types import TracebackType
 
@@ -39,16 +39,28 @@ from imgbatch.fetch.failures import (
     as_image_error,
     parse_retry_after,
 )
+from imgbatch.fetch.inflate import BoundedDecoder
+from imgbatch.fetch.sharelinks import direct_download_url, web_page_error
 from imgbatch.fetch.transport import Resolver, safe_async_client, system_resolver
 
 MAX_REDIRECTS = 5
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
-REQUEST_HEADERS = {
-    "User-Agent": "imgbatch/0.1 (image fetcher)",
-    "Accept": "image/*,*/*;q=0.5",
-    # Images gain nothing from compression, and a compressed body can hide its real size.
-    "Accept-Encoding": "identity",
-}
+# The formats we decode first, then any image, then anything (a host that answers
+# everything else with 406 still gets a chance to send its file).
+ACCEPT = (
+    "image/jpeg,image/png,image/webp,image/avif,image/gif,image/bmp,image/tiff,"
+    "image/x-icon;q=0.9,image/*;q=0.8,*/*;q=0.5"
+)
+
+
+def request_headers(settings: Settings) -> dict[str, str]:
+    return {
+        "User-Agent": settings.user_agent,
+        "Accept": ACCEPT,
+        # Images gain nothing from compression, and a compressed body can hide its real
+        # size (a server that compresses anyway is decoded within the limit: inflate.py).
+        "Accept-Encoding": "identity",
+    }
 
 
 # What the re-run cache reads from a final response (RFC 9111).
@@ -75,6 +87,8 @@ class Fetched:
     headers: Mapping[str, str] = field(default_factory=dict)
     requested_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     received_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    # A redirect was followed (a share link's rewrite to its direct download is not one).
+    redirected: bool = False
 
 
 class _HostSlots:
@@ -119,6 +133,7 @@ class Fetcher:
         self._policy = policy or AddressPolicy.from_settings(settings)
         self._timeout = settings.fetch_timeout
         self._max_bytes = settings.max_image_bytes
+        self._headers = request_headers(settings)
         self._retries = settings.fetch_retries
         self._retry_after_cap = settings.fetch_retry_after_cap
         # The Retry-After cap bounds our own backoff too: no wait between attempts is longer.
@@ -158,14 +173,16 @@ class Fetcher:
         go_on: GoOn | None = None,
         conditions: Mapping[str, str] | None = None,
     ) -> Fetched:
-        """Download ``url``, retrying transient failures; raises ImageError.
+        """Download ``url`` (a share link: its direct download), retrying transient
+        failures; raises ImageError.
 
         ``go_on`` is asked once a slot is free, before every attempt: when it says no
         (the request was cancelled), :class:`Stopped` is raised and nothing is sent.
         ``conditions`` (``If-None-Match``, ``If-Modified-Since``) make it a conditional
         GET: a 304 then returns ``Fetched(not_modified=True)`` instead of failing.
         """
-        self._policy.check_url(url)
+        target = direct_download_url(url)
+        self._policy.check_url(target)
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self._retries + 1),
             wait=self._wait,
@@ -173,12 +190,15 @@ class Fetcher:
             reraise=True,
         )
         try:
-            return await retrying(self._attempt, url, go_on, conditions or {})
+            fetched: Fetched = await retrying(self._attempt, target, go_on, conditions or {})
         except Exception as exc:
             error = as_image_error(exc)
             if error is None:
                 raise
             raise error from exc
+        if (page := web_page_error(url, fetched.content_type)) is not None:
+            raise page
+        return replace(fetched, url=url)
 
     def _wait(self, state: RetryCallState) -> float:
         failure = state.outcome.exception() if state.outcome else None
@@ -200,8 +220,8 @@ class Fetcher:
 
     async def _follow(self, url: str, conditions: Mapping[str, str]) -> Fetched:
         current = url
-        headers = {**REQUEST_HEADERS, **conditions}
-        for _ in range(MAX_REDIRECTS + 1):
+        headers = {**self._headers, **conditions}
+        for hop in range(MAX_REDIRECTS + 1):
             self._policy.check_url(current)
             requested_at = datetime.now(UTC)
             async with self._client.stream("GET", current, headers=headers) as response:
@@ -221,6 +241,7 @@ class Fetcher:
                         not_modified=True,
                         headers=cache_headers,
                         requested_at=requested_at,
+                        redirected=hop > 0,
                     )
                 if not response.is_success:
                     raise BadStatus(
@@ -236,6 +257,7 @@ class Fetcher:
                     content_type=response.headers.get("Content-Type"),
                     headers=cache_headers,
                     requested_at=requested_at,
+                    redirected=hop > 0,
                 )
         raise TooManyRedirects(MAX_REDIRECTS)
 
@@ -243,9 +265,10 @@ class Fetcher:
         declared = response.headers.get("Content-Length", "")
         if declared.isdigit() and int(declared) > self._max_bytes:
             raise TooLarge(self._max_bytes, int(declared))
+        # Raw bytes, decoded here within the limit: httpx would inflate a whole read at once.
+        decoder = BoundedDecoder(response.headers.get("Content-Encoding"), self._max_bytes)
         body = bytearray()
-        async for chunk in response.aiter_bytes():
-            body += chunk
-            if len(body) > self._max_bytes:
-                raise TooLarge(self._max_bytes)
+        async for chunk in response.aiter_raw():
+            body += decoder.feed(chunk)
+        body += decoder.flush()
         return bytes(body)

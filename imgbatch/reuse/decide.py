@@ -53,14 +53,15 @@ from imgbatch.reuse.table import (
     url_entries,
 )
 from imgbatch.storage import Storage
+from imgbatch.work_metrics import ChunkTally
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# Compress ``content`` and store it under ``key`` unless ``go_on`` says the request was
-# cancelled (then raise ``Stopped``); returns the output's size in bytes.
-Make = Callable[[bytes, str, GoOn], Awaitable[int]]
+# Compress ``content`` under the options and store it under ``key`` unless ``go_on`` says
+# the request was cancelled (then raise ``Stopped``); returns the output's size in bytes.
+Make = Callable[[bytes, str, OutputOptions, GoOn, ChunkTally], Awaitable[int]]
 
 
 @dataclass
@@ -81,21 +82,29 @@ class Reuser:
         )
 
     async def image(
-        self, image: ChunkImage, key: str, options: OutputOptions, go_on: GoOn
+        self,
+        image: ChunkImage,
+        key: str,
+        options: OutputOptions,
+        go_on: GoOn,
+        tally: ChunkTally,
     ) -> ImageResult:
-        """Give ``image`` its output under ``key``; raises ImageError (and ``Stopped``, for
-        a cancelled request) like the pipeline."""
+        """Give ``image`` its output under ``key`` (named for the request's own ``options``,
+        which also key every lookup); raises ImageError (and ``Stopped``, for a cancelled
+        request) like the pipeline."""
         entry = await _or_none(self._urls.get((image.url, options.key)))
         if entry is not None and entry.fresh(utcnow()):
-            if await self._copy(entry.output.output_key, key):
+            if await self._copy(entry.output.output_key, key, tally):
                 return self._result(image, key, options, entry.policy, entry.output, reused=True)
             entry = None  # the earlier output is gone: download it afresh
         conditions = entry.policy.conditions() if entry is not None else None
-        fetched = await self.fetcher.fetch(image.url, go_on=go_on, conditions=conditions)
+        with tally.timing("fetch"):
+            fetched = await self.fetcher.fetch(image.url, go_on=go_on, conditions=conditions)
         if fetched.not_modified:
             assert entry is not None  # a 304 only answers our conditions
             policy = self._policy(fetched)
-            if _same_validator(entry, fetched) and await self._copy(entry.output.output_key, key):
+            same = _same_validator(entry, fetched)
+            if same and await self._copy(entry.output.output_key, key, tally):
                 merged = CachePolicy(
                     store=policy.store,
                     fresh_until=policy.fresh_until,
@@ -104,24 +113,31 @@ class Reuser:
                 )
                 return self._result(image, key, options, merged, entry.output, reused=True)
             # Not believed, or the output is gone: download it whole.
-            fetched = await self.fetcher.fetch(image.url, go_on=go_on)
-        return await self._downloaded(image, key, options, fetched, go_on)
+            with tally.timing("fetch"):
+                fetched = await self.fetcher.fetch(image.url, go_on=go_on)
+        return await self._downloaded(image, key, options, fetched, go_on, tally)
 
     async def _downloaded(
-        self, image: ChunkImage, key: str, options: OutputOptions, fetched: Fetched, go_on: GoOn
+        self,
+        image: ChunkImage,
+        key: str,
+        options: OutputOptions,
+        fetched: Fetched,
+        go_on: GoOn,
+        tally: ChunkTally,
     ) -> ImageResult:
         policy = self._policy(fetched)
         content = fetched.content
         digest = hashlib.sha256(content).hexdigest()  # ~1 ms for a large photo
         flight = (digest, options.key)
         known = await self._known(flight)
-        if known is not None and await self._copy(known[0], key):
+        if known is not None and await self._copy(known[0], key, tally):
             output = Output(digest, len(content), *known)
             return self._result(image, key, options, policy, output, reused=True)
         made: asyncio.Future[tuple[str, int]] = asyncio.get_running_loop().create_future()
         self._making[flight] = made
         try:
-            size = await self.make(content, key, go_on)
+            size = await self.make(content, key, options, go_on, tally)
             made.set_result((key, size))
         except BaseException as exc:
             made.set_exception(exc)
@@ -143,8 +159,9 @@ class Reuser:
                 return None  # its maker failed: this image tries for itself
         return await _or_none(self._inputs.get(flight))
 
-    async def _copy(self, source: str, target: str) -> bool:
-        return await asyncio.to_thread(self.storage.copy, source, target)
+    async def _copy(self, source: str, target: str, tally: ChunkTally) -> bool:
+        with tally.timing("store"):
+            return await asyncio.to_thread(self.storage.copy, source, target)
 
     @staticmethod
     def _policy(fetched: Fetched) -> CachePolicy:
@@ -152,7 +169,7 @@ class Reuser:
             fetched.headers,
             requested_at=fetched.requested_at,
             received_at=fetched.received_at,
-            redirected=fetched.final_url != fetched.url,
+            redirected=fetched.redirected,
         )
 
     @staticmethod

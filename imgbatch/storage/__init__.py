@@ -7,8 +7,8 @@ The backend is picked by the scheme of ``Settings.effective_storage_url``:
 
 The base (``base.py``) does the shared work: it validates keys before any backend sees
 them and maps a backend's own failures to ``ImageError(ErrorCode.STORAGE_ERROR)``. A
-backend fills in ``_put``, ``_copy``, ``_delete``, ``_url_for`` and ``_check``, and
-names the exceptions that mean "the store failed".
+backend fills in ``_put``, ``_copy``, ``_url_for``, ``_check``, ``_delete`` and ``_keys_of``,
+and names the exceptions that mean "the store failed".
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from imgbatch.storage.base import Storage, image_key, validate_key
+from imgbatch.storage.base import Storage, content_type, image_key, validate_key
 from imgbatch.storage.local import LocalStorage
 
 if TYPE_CHECKING:
@@ -37,4 +37,4 @@ def open_storage(settings: Settings) -> Storage:
     raise ValueError(f"IMGBATCH_STORAGE_URL {url!r}: unsupported scheme, use file:// or s3://")
 
 
-__all__ = ["LocalStorage", "Storage", "image_key", "open_storage", "validate_key"]
+__all__ = ["LocalStorage", "Storage", "content_type", "image_key", "open_storage", "validate_key"]

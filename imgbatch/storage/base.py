@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import ClassVar
 from uuid import UUID
 
 from imgbatch.errors import ErrorCode, ImageError
+from imgbatch.options import CONTENT_TYPES, OutputOptions
 
-# "<request uuid, canonical lowercase>/<image id>.jpg": nothing else can name a file, so no
-# key can climb out of the root (no "..", no leading "/", no backslash, no empty segment).
-_KEY = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/[0-9]{1,19}\.jpg")
+# "<request uuid, canonical lowercase>/<image id>-<options key>.<extension>" (or the
+# "<uuid>/<image id>.jpg" of requests from before output options): nothing else can name a
+# file, so no key can climb out of the root (no "..", no leading "/", no backslash, no
+# empty segment).
+_KEY = re.compile(
+    r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/[0-9]{1,19}"
+    r"(?:-(?:jpeg|webp|avif)-q[0-9]{1,2}(?:-max[0-9]{2,5})?)?\.(?:jpg|webp|avif)"
+)
 
 
 # Keys are deterministic per image and overwritten only with the same picture, so an
@@ -22,19 +28,28 @@ CACHE_FOREVER = "public, max-age=31536000, immutable"
 
 
 def validate_key(key: str) -> str:
-    """Return ``key`` when it looks like ``"<uuid>/<int>.jpg"``; raise ``ValueError`` otherwise."""
+    """Return ``key`` when it looks like ``"<uuid>/<int>-<options>.<ext>"``; raise
+    ``ValueError`` otherwise."""
     if not isinstance(key, str) or not _KEY.fullmatch(key):
-        raise ValueError(f"invalid storage key {key!r}: expected '<uuid>/<int>.jpg'")
+        raise ValueError(f"invalid storage key {key!r}: expected '<uuid>/<int>-<options>.<ext>'")
     return key
 
 
-def image_key(request_id: UUID | str, image_id: int) -> str:
-    """The deterministic key of one output image: re-processing it overwrites, never duplicates."""
-    return validate_key(f"{UUID(str(request_id))}/{int(image_id)}.jpg")
+def image_key(request_id: UUID | str, image_id: int, options: OutputOptions) -> str:
+    """The deterministic key of one output image: re-processing it overwrites, never
+    duplicates; it names the options (``12-webp-q55.webp``), so outputs of one picture
+    under different options never share a key."""
+    name = f"{int(image_id)}-{options.key}.{options.extension}"
+    return validate_key(f"{UUID(str(request_id))}/{name}")
+
+
+def content_type(key: str) -> str:
+    """The content type an output is served with, from its key's extension."""
+    return CONTENT_TYPES[validate_key(key).rsplit(".", 1)[1]]
 
 
 class Storage(ABC):
-    """A place to put output JPEGs and hand out URLs for them. Safe to share between threads."""
+    """A place to put output images and hand out URLs for them. Safe to share between threads."""
 
     #: This backend's exceptions that mean "the store failed"; mapped to STORAGE_ERROR.
     failures: ClassVar[tuple[type[Exception], ...]] = ()
@@ -75,11 +90,23 @@ class Storage(ABC):
         with self._mapped_failures(f"{self} is not usable"):
             self._check()
 
-    def delete(self, key: str) -> None:
-        """Remove ``key`` if it is there (an output stored for an image cancelled meanwhile)."""
-        validate_key(key)
-        with self._mapped_failures(f"could not delete {key} from {self}"):
-            self._delete(key)
+    def delete(self, keys: Iterable[str]) -> None:
+        """Remove the images under ``keys``; a key with nothing stored is not an error.
+
+        Raises ``ValueError`` for an invalid key and ``ImageError(STORAGE_ERROR)`` when the
+        store fails (what was removed before the failure stays removed).
+        """
+        checked = [validate_key(key) for key in keys]
+        if checked:
+            with self._mapped_failures(f"could not delete from {self}"):
+                self._delete(checked)
+
+    def keys_of(self, request_id: str) -> list[str]:
+        """Every key stored for one request, including any no row records (a crash
+        between the store and the record)."""
+        prefix = str(UUID(request_id))
+        with self._mapped_failures(f"could not list {prefix}/ in {self}"):
+            return [key for key in self._keys_of(prefix) if _KEY.fullmatch(key)]
 
     def sweep(self) -> int:
         """At start-up: remove what killed writes left behind; returns how many."""
@@ -92,7 +119,11 @@ class Storage(ABC):
     def _put(self, key: str, data: bytes) -> None: ...
 
     @abstractmethod
-    def _delete(self, key: str) -> None: ...
+    def _delete(self, keys: list[str]) -> None: ...
+
+    @abstractmethod
+    def _keys_of(self, prefix: str) -> Iterable[str]:
+        """Keys stored under ``"<prefix>/"``."""
 
     @abstractmethod
     def _copy(self, source: str, target: str) -> bool: ...

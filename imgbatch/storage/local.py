@@ -8,6 +8,7 @@ write takes (a writer on another machine sharing the disk), never a live write's
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
@@ -16,6 +17,7 @@ import shutil
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 from urllib.request import url2pathname
@@ -54,8 +56,8 @@ class LocalStorage(Storage):
     def path_for(self, key: str) -> Path:
         """The file of ``key``, which may not exist yet.
 
-        Raises ``ValueError`` for any key that is not ``"<uuid>/<int>.jpg"``, so traversal
-        (``../``, absolute paths, backslashes) never reaches the file system.
+        Raises ``ValueError`` for any key that is not an output key (``validate_key``), so
+        traversal (``../``, absolute paths, backslashes) never reaches the file system.
         """
         path = self.root / validate_key(key)
         # Belt and braces: the key pattern already forbids escaping the root.
@@ -86,9 +88,6 @@ class LocalStorage(Storage):
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-
-    def _delete(self, key: str) -> None:
-        self.path_for(key).unlink(missing_ok=True)
 
     def sweep(self) -> int:
         swept = 0
@@ -145,3 +144,21 @@ class LocalStorage(Storage):
         # Prove we can create a file here, not merely that the directory exists.
         with tempfile.TemporaryFile(dir=self.root):
             pass
+
+    def _delete(self, keys: list[str]) -> None:
+        folders = set()
+        for key in keys:
+            path = self.path_for(key)
+            path.unlink(missing_ok=True)
+            folders.add(path.parent)
+        for folder in folders:
+            # Only an empty folder goes: another writer may have put a file there meanwhile.
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+
+    def _keys_of(self, prefix: str) -> Iterator[str]:
+        folder = self.root / prefix
+        if folder.is_dir():
+            for entry in folder.iterdir():
+                if not entry.name.startswith("."):  # a write in progress
+                    yield f"{prefix}/{entry.name}"

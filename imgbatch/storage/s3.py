@@ -6,6 +6,7 @@ only the bucket, prefix, endpoint and URL mode are ours to configure.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import quote, urlsplit
 
@@ -13,16 +14,17 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from imgbatch.storage.base import CACHE_FOREVER, Storage, validate_key
+from imgbatch.storage.base import CACHE_FOREVER, Storage, content_type, validate_key
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
     from imgbatch.config import Settings
 
-CONTENT_TYPE = "image/jpeg"
 
 UrlMode = Literal["presigned", "public"]
+
+DELETE_BATCH = 1000  # the most keys one DeleteObjects call takes
 
 
 def parse_s3_url(url: str) -> tuple[str, str]:
@@ -117,12 +119,32 @@ class S3Storage(Storage):
             Bucket=self.bucket,
             Key=self.object_key(key),
             Body=data,
-            ContentType=CONTENT_TYPE,
+            ContentType=content_type(key),
             CacheControl=CACHE_FOREVER,
         )
 
-    def _delete(self, key: str) -> None:
-        self.client.delete_object(Bucket=self.bucket, Key=self.object_key(key))
+    def _delete(self, keys: list[str]) -> None:
+        for start in range(0, len(keys), DELETE_BATCH):
+            batch = keys[start : start + DELETE_BATCH]
+            answer = self.client.delete_objects(
+                Bucket=self.bucket,
+                Delete={"Objects": [{"Key": self.object_key(k)} for k in batch], "Quiet": True},
+            )
+            # DeleteObjects answers 200 even when some keys failed: those are listed.
+            if errors := answer.get("Errors"):
+                first = errors[0]
+                raise ClientError(
+                    {"Error": {"Code": first.get("Code", ""), "Message": first.get("Message", "")}},
+                    "DeleteObjects",
+                )
+
+    def _keys_of(self, prefix: str) -> Iterator[str]:
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=f"{self.prefix}{prefix}/"
+        )
+        for page in pages:
+            for item in page.get("Contents", []):
+                yield item["Key"].removeprefix(self.prefix)
 
     def _copy(self, source: str, target: str) -> bool:
         source_key, target_key = self.object_key(source), self.object_key(target)

@@ -60,9 +60,20 @@ export const retryRequest = (requestId) => call("POST", `/requests/${id(requestI
 /** Where the output CSV is served, on this page's own origin. */
 export const outputCsvPath = (requestId) => `${BASE}/requests/${id(requestId)}/output.csv`;
 
-/** Fetch the output CSV with the API key and hand it to the browser as a download. */
-export async function downloadWithKey(requestId) {
-  const response = await fetch(outputCsvPath(requestId), { headers: authHeaders() });
+/** Where the errors file (rows with a failed image) is served. */
+export const errorsCsvPath = (requestId) => `${BASE}/requests/${id(requestId)}/errors.csv`;
+
+/** Fetch a request's CSV (the output CSV unless `path` says otherwise) with the API key
+ *  and hand it to the browser as a download. */
+export const downloadWithKey = (
+  requestId,
+  path = outputCsvPath(requestId),
+  name = `${requestId}.csv`,
+) => downloadPath(path, name);
+
+/** Fetch any keyed path (the sample CSV, an output CSV) with the key and save it as `name`. */
+export async function downloadPath(path, name) {
+  const response = await fetch(path, { headers: authHeaders() });
   if (!response.ok) {
     const body = await response.json().catch(() => null);
     throw new ApiError(response.status, body?.detail ?? null);
@@ -70,7 +81,7 @@ export async function downloadWithKey(requestId) {
   const url = URL.createObjectURL(await response.blob());
   const link = Object.assign(document.createElement("a"), {
     href: url,
-    download: `${requestId}.csv`,
+    download: name,
   });
   document.body.appendChild(link);
   link.click();
@@ -82,10 +93,11 @@ export async function downloadWithKey(requestId) {
  * Upload a CSV (multipart `file` + `webhook_url`). XMLHttpRequest rather than fetch, for
  * the upload progress of a large file. Resolves to the status body (202).
  */
-export function upload(file, webhookUrl, onProgress) {
+export function upload(file, webhookUrl, onProgress, fields = {}) {
   const form = new FormData();
   form.append("file", file, file.name);
   if (webhookUrl) form.append("webhook_url", webhookUrl);
+  for (const [name, value] of Object.entries(fields)) form.append(name, value);
   return new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
     xhr.open("POST", `${BASE}/requests`);

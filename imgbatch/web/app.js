@@ -1,7 +1,7 @@
 // The page's entry point: the hash router (#/ and #/requests/<id>) and the wiring between
 // the upload form, the request view and the list of recent requests.
 
-import { apiKey, setApiKey } from "./api.js";
+import { apiKey, downloadPath, setApiKey } from "./api.js";
 import { byId, setText } from "./dom.js";
 import { RecentList } from "./recent.js";
 import { RequestView } from "./request.js";
@@ -60,6 +60,16 @@ keyForm.addEventListener("submit", (event) => {
   recent.refresh();
   view.close(); // reopen with the new key
   route({ moveFocus: false });
+});
+
+// Links marked data-keyed (the sample CSV) need the API key: a plain link cannot send it.
+document.addEventListener("click", (event) => {
+  const link = event.target.closest?.("a[data-keyed]");
+  if (!link || !apiKey()) return;
+  event.preventDefault();
+  downloadPath(link.getAttribute("href"), link.getAttribute("download")).catch((error) =>
+    window.alert(`The download failed: ${error.message}`),
+  );
 });
 
 window.addEventListener("hashchange", () => route({ moveFocus: true }));

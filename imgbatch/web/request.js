@@ -7,6 +7,7 @@ import {
   apiKey,
   cancelRequest,
   downloadWithKey,
+  errorsCsvPath,
   getStatus,
   outputCsvPath,
   retryRequest,
@@ -25,6 +26,7 @@ import {
   statusLabel,
 } from "./format.js";
 import { Latest, sleep } from "./latest.js";
+import { describeOptions } from "./options.js";
 import { ProductList } from "./products.js";
 import { SpeedMeter, averageRate } from "./speed.js";
 
@@ -59,7 +61,9 @@ export class RequestView {
       bytes: byId("stat-bytes"),
       saved: byId("stat-saved"),
       webhook: byId("webhook-line"),
+      options: byId("options-line"),
       download: byId("download-button"),
+      errors: byId("errors-button"),
       retry: byId("retry-button"),
       cancel: byId("cancel-button"),
       actionState: byId("action-state"),
@@ -71,6 +75,14 @@ export class RequestView {
       if (!apiKey()) return;
       event.preventDefault();
       downloadWithKey(this.requestId).catch((error) => setText(this.el.actionState, error.message));
+    });
+    this.el.errors.addEventListener("click", (event) => {
+      if (!apiKey()) return;
+      event.preventDefault();
+      const path = errorsCsvPath(this.requestId);
+      downloadWithKey(this.requestId, path, `${this.requestId}-errors.csv`).catch((error) =>
+        setText(this.el.actionState, error.message),
+      );
     });
   }
 
@@ -201,6 +213,7 @@ export class RequestView {
     setText(el.bytes, status.input_bytes ? sizes(status.input_bytes, status.output_bytes) : "–");
     setText(el.saved, saving(status.input_bytes, status.output_bytes, { words: true }) ?? "–");
 
+    setText(el.options, describeOptions(status.options));
     el.webhook.hidden = !status.webhook_url;
     if (status.webhook_url) {
       const state = status.webhook_status ? ` (${status.webhook_status})` : "";
@@ -211,6 +224,12 @@ export class RequestView {
     if (status.output_csv_url) {
       el.download.href = outputCsvPath(status.request_id);
       el.download.download = `${status.request_id}.csv`;
+    }
+    // The errors file: fix its URLs and upload it again to retry just those images.
+    el.errors.hidden = !status.errors_csv_url;
+    if (status.errors_csv_url) {
+      el.errors.href = errorsCsvPath(status.request_id);
+      el.errors.download = `${status.request_id}-errors.csv`;
     }
     const unfinished = done < total;
     el.retry.hidden = !(terminal && (status.failed_images > 0 || unfinished));

@@ -4,6 +4,7 @@
 import { ApiError, upload } from "./api.js";
 import { byId, h, replaceChildren, setText } from "./dom.js";
 import { bytes, count, percent } from "./format.js";
+import { chosenOptions } from "./options.js";
 
 const STATUS_MESSAGES = {
   0: "The service cannot be reached; check your connection and try again.",
@@ -71,9 +72,10 @@ export function setUpUpload({ onAccepted }) {
     button.disabled = true;
     setText(state, "Uploading…");
     try {
-      const status = await upload(file, webhook.value.trim(), (fraction) => {
+      const onProgress = (fraction) => {
         setText(state, fraction < 1 ? `Uploading… ${percent(fraction)}` : "Checking the CSV…");
-      });
+      };
+      const status = await upload(file, webhook.value.trim(), onProgress, chosenOptions());
       setText(state, "");
       form.reset();
       showChosen();
@@ -90,7 +92,11 @@ export function setUpUpload({ onAccepted }) {
 
 function showRejection(container, error) {
   const { status, detail } = error;
-  if (detail && Array.isArray(detail.errors)) {
+  if (detail && Array.isArray(detail.errors) && detail.errors.every(isWebhookProblem)) {
+    // The form's webhook URL, not the file, was refused.
+    const title = "The webhook URL was refused; nothing was stored. Fix it and upload again:";
+    showErrors(container, title, detail.errors.map(describeProblem));
+  } else if (detail && Array.isArray(detail.errors)) {
     const problems = detail.errors;
     const title =
       problems.length === 1
@@ -109,9 +115,14 @@ function showRejection(container, error) {
   }
 }
 
+const isWebhookProblem = (problem) => problem.column === "webhook_url";
+
+const OPTION_LABELS = { format: "Format", quality: "Quality", max_size: "Longest side" };
+
 /** {line, column, message} as a list item: "Line 3 · Product Name: …". Line 0 is the form. */
 function describeProblem({ line, column, message }) {
   if (column === "webhook_url") return { where: "Webhook URL", text: message };
+  if (OPTION_LABELS[column]) return { where: OPTION_LABELS[column], text: message };
   const where = [line > 0 ? `Line ${line}` : null, column].filter(Boolean).join(" · ");
   return { where, text: message };
 }

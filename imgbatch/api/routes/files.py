@@ -6,7 +6,7 @@ from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import FileResponse
 
 from imgbatch.api.deps import StorageDep
-from imgbatch.storage.base import CACHE_FOREVER
+from imgbatch.storage.base import CACHE_FOREVER, content_type
 from imgbatch.storage.local import LocalStorage
 
 router = APIRouter(tags=["files"])
@@ -15,10 +15,14 @@ router = APIRouter(tags=["files"])
 @router.get(
     "/files/{key:path}",
     response_class=FileResponse,
-    responses={200: {"content": {"image/jpeg": {}}}, 404: {"description": "no such image"}},
+    responses={
+        200: {"content": {"image/jpeg": {}, "image/webp": {}, "image/avif": {}}},
+        404: {"description": "no such image"},
+    },
 )
 def get_file(key: str, storage: StorageDep, request: Request) -> Response:
-    """A compressed image (JPEG), with an ETag and long cache headers."""
+    """A compressed image (JPEG, WebP or AVIF, by its extension), with an ETag and long
+    cache headers."""
     if not isinstance(storage, LocalStorage):
         raise HTTPException(404, "images are not served here: storage is not local")
     try:
@@ -32,4 +36,4 @@ def get_file(key: str, storage: StorageDep, request: Request) -> Response:
     headers = {"ETag": etag, "Cache-Control": CACHE_FOREVER}
     if request.headers.get("if-none-match") == etag:
         return Response(status_code=304, headers=headers)
-    return FileResponse(path, media_type="image/jpeg", headers=headers)
+    return FileResponse(path, media_type=content_type(key), headers=headers)

@@ -29,9 +29,10 @@ PRODUCTS = (
 )
 def sample_csv(settings: SettingsDep, _owner: OwnerDep) -> Response:
     """A sample input CSV in the original format, pointing at this service's demo photos."""
+    base = (settings.sample_base_url or settings.public_url).rstrip("/")
     lines = ["S. No.,Product Name,Input Image Urls"]
     for serial, (name, photos) in enumerate(PRODUCTS, start=1):
-        urls = ",".join(f"{settings.public_url}/samples/{photo}" for photo in photos)
+        urls = ",".join(f"{base}/samples/{photo}" for photo in photos)
         lines.append(f'{serial},{name},"{urls}"')
     return Response(
         "\n".join(lines) + "\n",

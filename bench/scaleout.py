@@ -26,6 +26,7 @@ from pathlib import Path
 import boto3
 import httpx
 
+from bench.codecs import plain_pillow
 from bench.common import (
     IMGBATCH,
     bench_env,
@@ -168,7 +169,7 @@ def main(argv: list[str] | None = None) -> None:
         f"\n== Scale-out: {args.images} distinct URLs, Celery/Redis + PostgreSQL + moto S3, "
         f"window {window} chunks, {os.cpu_count()} cores, best of {args.repeat} =="
     )
-    cpu = ceiling()
+    cpu = ceiling(plain_pillow).rate
     print(f"CPU ceiling (process pool, no network): {cpu:6.1f} images/s")
     with origin() as base, moto_server() as s3:
         rate(base, s3, 1, 32, window)  # warm the caches and the origin up

@@ -5,6 +5,9 @@ embedded mode's process pool, a Celery prefork child, or threads of either. It k
 no state of its own; the only globals it touches are Pillow's (``MAX_IMAGE_PIXELS``,
 ``LOAD_TRUNCATED_IMAGES``), set to the same values on every call.
 
+Plain 8-bit JPEGs (most inputs) take ``imaging_turbo``'s libjpeg-turbo fast path, which
+gives the same output to rounding; everything else, and anything it declines, comes here.
+
 The pipeline, one step per function:
 
 - ``_open``: the type is decided from the bytes. Only the formats in ``ALLOWED_FORMATS``
@@ -38,6 +41,7 @@ from io import BytesIO
 
 from PIL import Image, ImageCms, ImageFile, ImageOps, UnidentifiedImageError, features
 
+from imgbatch import imaging_turbo
 from imgbatch.encoders import DEFAULT_AVIF_SPEED, encode
 from imgbatch.errors import ErrorCode, ImageError
 from imgbatch.options import OutputFormat, OutputOptions
@@ -87,6 +91,14 @@ def compress(
     Image.MAX_IMAGE_PIXELS = max_pixels
     # Half-decoded pictures come out grey at the bottom: a truncated file must fail.
     ImageFile.LOAD_TRUNCATED_IMAGES = False
+    # Plain 8-bit JPEGs to a full-size JPEG go straight through libjpeg-turbo; anything
+    # else, or any doubt, here.
+    if options.format == "jpeg" and options.max_size is None:
+        fast = imaging_turbo.reencode(
+            data, quality=options.quality, max_pixels=max_pixels, icc_space=_icc_colour_space
+        )
+        if fast is not None:
+            return Compressed(fast.data, fast.width, fast.height, "JPEG")
     try:
         image = _decode(data, max_pixels, options)
     except ImageError:

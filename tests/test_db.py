@@ -241,6 +241,15 @@ def test_an_image_that_keeps_killing_workers_is_failed(engine: Engine) -> None:
         ("https://img.example?x=1#y", "https://img.example/?x=1"),
         ("http://[::1]:80/a", "http://[::1]/a"),
         ("http://User@Img.Example:8080/a", "http://User@img.example:8080/a"),
+        # Already canonical (returned as is), and the near misses that are not.
+        ("http://img.example:9/1/a.jpg", "http://img.example:9/1/a.jpg"),
+        ("http://img.example:80/a.jpg", "http://img.example/a.jpg"),
+        ("https://img.example:443/a.jpg", "https://img.example/a.jpg"),
+        ("http://img.example:443/a.jpg", "http://img.example:443/a.jpg"),
+        ("http://img.example:0080/a.jpg", "http://img.example/a.jpg"),
+        ("http://img.example:08080/a.jpg", "http://img.example:8080/a.jpg"),
+        ("  http://img.example/a.jpg \n", "http://img.example/a.jpg"),
+        ("http://img.example/a b.jpg", "http://img.example/a b.jpg"),
     ],
 )
 def test_canonical_url(url: str, canonical: str) -> None:

@@ -14,6 +14,7 @@ from io import BytesIO
 from PIL import Image
 
 from imgbatch.imaging import compress
+from imgbatch.options import OutputOptions
 
 MAX_PIXELS = 50_000_000
 PALETTE = [(16 * i, 255 - 16 * i, (64 + 40 * i) % 256) for i in range(16)]
@@ -99,7 +100,9 @@ def test_an_rle4_bmp_compresses_like_the_same_picture_stored_plainly() -> None:
     data, expected = rle4_bmp()
     plain = BytesIO()
     expected.save(plain, "BMP")  # uncompressed 4/8-bit BMP of the same pixels
-    from_rle = compress(data, quality=90, max_pixels=MAX_PIXELS)
-    from_plain = compress(plain.getvalue(), quality=90, max_pixels=MAX_PIXELS)
+    from_rle = compress(data, options=OutputOptions(quality=90), max_pixels=MAX_PIXELS)
+    from_plain = compress(
+        plain.getvalue(), options=OutputOptions(quality=90), max_pixels=MAX_PIXELS
+    )
     assert Image.open(BytesIO(from_rle.data)).size == (37, 12)
     assert from_rle.data == from_plain.data

@@ -7,8 +7,7 @@ if the reader finds any problem, the transaction rolls back and nothing is store
 from __future__ import annotations
 
 import re
-from itertools import islice
-from typing import Any
+from itertools import accumulate, islice, repeat
 from urllib.parse import urlsplit, urlunsplit
 
 from sqlalchemy import Connection, Engine, bindparam, insert, update
@@ -30,6 +29,12 @@ _SIMPLE_URL = re.compile(
 )
 
 
+# Already in canonical form (most URLs): lower-case http(s) scheme and host, no port or one
+# that is not a default (80 and 443 go the long way) and has no leading zero, a path, no
+# fragment, nothing to strip. Returned as they are, without building a new string.
+_CANONICAL = re.compile(r"https?://[a-z0-9.-]+(?::(?!80/|443/)[1-9][0-9]{0,4})?/[^#\s]*")
+
+
 def canonical_url(url: str) -> str:
     """The form under which two spellings of one URL count as the same image.
 
@@ -37,6 +42,8 @@ def canonical_url(url: str) -> str:
     fragment never reaches the server. (A regular expression handles the common shape:
     ``urlsplit`` on 300,000 URLs would cost seconds of an upload.)
     """
+    if _CANONICAL.fullmatch(url):
+        return url
     url = url.strip()
     match = _SIMPLE_URL.fullmatch(url)
     if match is None:
@@ -137,31 +144,45 @@ def _insert_rows(conn: Connection, request_id: str, reader: CsvReader) -> tuple[
             for _ in rows:
                 pass
             break
-        product_rows: list[tuple[Any, ...]] = []
-        image_rows: list[tuple[Any, ...]] = []
-        for row in batch:
-            product_rows.append(
-                (
-                    request_id,
-                    products,
-                    row.line,
-                    row.serial,
-                    row.product_name,
-                    row.urls_cell,
-                    images,
-                    len(row.urls),
-                )
+        # Column by column in comprehensions, then zipped into tuples: a third of the
+        # CPU of building each tuple in a loop of appends.
+        counts = [len(row.urls) for row in batch]
+        firsts = list(accumulate(counts, initial=images))
+        positions = range(products, products + len(batch))
+        product_rows = list(
+            zip(
+                repeat(request_id),
+                positions,
+                [row.line for row in batch],
+                [row.serial for row in batch],
+                [row.product_name for row in batch],
+                [row.urls_cell for row in batch],
+                firsts,
+                counts,
+                strict=False,  # firsts has one more
             )
-            for position, url in enumerate(row.urls):
-                source = sources.setdefault(canonical_url(url), images)
-                if source != images:
-                    copies[source] = copies.get(source, 0) + 1
-                duplicate_of = None if source == images else source
-                image_rows.append(
-                    (request_id, images, products, position, url, duplicate_of, 0, PENDING, 0)
-                )
-                images += 1
-            products += 1
+        )
+        urls = [url for row in batch for url in row.urls]
+        seqs = range(images, images + len(urls))
+        image_rows = list(
+            zip(
+                repeat(request_id),
+                seqs,
+                [
+                    position
+                    for position, count in zip(positions, counts, strict=True)
+                    for _ in range(count)
+                ],
+                [place for count in counts for place in range(count)],
+                urls,
+                _sources_of(urls, seqs, sources, copies),
+                repeat(0),
+                repeat(PENDING),
+                repeat(0),
+            )
+        )
+        products += len(batch)
+        images += len(urls)
         insert_rows(conn, PRODUCTS, PRODUCT_COLUMNS, product_rows)
         insert_rows(conn, IMAGES, IMAGE_COLUMNS, image_rows)
     if copies and not reader.problems:
@@ -173,3 +194,18 @@ def _insert_rows(conn: Connection, request_id: str, reader: CsvReader) -> tuple[
             [{"b_seq": seq, "b_copies": n} for seq, n in copies.items()],
         )
     return products, images
+
+
+def _sources_of(
+    urls: list[str], seqs: range, sources: dict[str, int], copies: dict[int, int]
+) -> list[int | None]:
+    """For each URL, the seq of an earlier image with the same canonical URL, else None."""
+    found: list[int | None] = []
+    for seq, url in zip(seqs, urls, strict=True):
+        source = sources.setdefault(canonical_url(url), seq)
+        if source == seq:
+            found.append(None)
+        else:
+            found.append(source)
+            copies[source] = copies.get(source, 0) + 1
+    return found

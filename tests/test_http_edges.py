@@ -86,6 +86,25 @@ def _status_of(answer: bytes) -> int:
     return int(answer.split(b" ", 2)[1])
 
 
+def _read_answer(sock: socket.socket) -> bytes:
+    """The whole answer, head and body: one recv may return the head alone."""
+    answer = b""
+    while b"\r\n\r\n" not in answer and (chunk := sock.recv(65536)):
+        answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    length = next(
+        (
+            int(line.split(b":", 1)[1])
+            for line in head.split(b"\r\n")[1:]
+            if line.lower().startswith(b"content-length:")
+        ),
+        0,
+    )
+    while len(body) < length and (chunk := sock.recv(65536)):
+        body += chunk
+    return head + b"\r\n\r\n" + body
+
+
 def _send_until_answered(sock: socket.socket, chunked: bool) -> tuple[int, bytes]:
     """Send up to HUGE bytes of body until the server answers; (bytes sent, answer)."""
     block = b"S. No.,Product Name,Input Image Urls\n" + b"1,x,https://a.example/" * 3000
@@ -125,7 +144,7 @@ def test_oversized_uploads_are_refused_before_they_are_read(tmp_path: Path) -> N
             sock.sendall(_headers(server.port, f"Content-Length: {HUGE}"))
             sock.settimeout(10)
             started = time.monotonic()
-            answer = sock.recv(65536)
+            answer = _read_answer(sock)
             assert _status_of(answer) == 413, answer
             assert b"IMGBATCH_MAX_UPLOAD_BYTES" in answer
             assert time.monotonic() - started < 5

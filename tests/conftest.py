@@ -9,8 +9,9 @@ import pytest
 
 from tests.origin import Origin
 
-# Fixture modules, registered for every test: moto's S3, databases, the two modes, a live server.
-pytest_plugins = ["tests.s3server", "tests.databases", "tests.modes", "tests.live"]
+# Fixture modules, registered for every test: moto's S3, databases, the two modes, a live server,
+# and the app under a TestClient.
+pytest_plugins = ["tests.s3server", "tests.databases", "tests.modes", "tests.live", "tests.apps"]
 
 # A copy of the shared photo corpus, kept in the repository so any clone can test.
 CORPUS = Path(__file__).resolve().parent / "data" / "photos"

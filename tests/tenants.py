@@ -13,12 +13,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from imgbatch.api import create_app
-from tests.helpers import csv_bytes, wait_until
+from tests.helpers import TERMINAL, csv_bytes, wait_until
 from tests.modes import Mode, ScaleOut
 from tests.origin import Origin
 
 ALPHA, BETA = "alpha-key-0123456789", "beta-key-0123456789"
-TERMINAL = {"completed", "completed_with_errors", "failed", "cancelled"}
 
 
 def bearer(key: str) -> dict[str, str]:

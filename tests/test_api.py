@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from imgbatch.api import create_app
+from tests.apps import Service
 from tests.helpers import (
     csv_bytes,
     quantization_of,
@@ -21,32 +19,8 @@ from tests.helpers import (
     wait_terminal,
     wait_until,
 )
-from tests.modes import Mode, get_output
+from tests.modes import get_output
 from tests.origin import Origin, send_bytes
-
-Service = Callable[..., Any]
-
-
-@pytest.fixture
-def service(tmp_path: Path, photo_origin: Origin, mode: Mode) -> Iterator[Service]:
-    """Start the app on a fresh data dir, in each mode (embedded workers, or Celery
-    workers over PostgreSQL, Redis and S3); close it after."""
-    opened: list[TestClient] = []
-
-    @contextmanager
-    def start(**overrides: Any) -> Iterator[TestClient]:
-        values: dict[str, Any] = {
-            "data_dir": tmp_path / "data",
-            "allow_private_networks": f"127.0.0.1:{photo_origin.port}",
-            "workers": 2,
-            "fetch_retries": 0,
-        }
-        values.update(overrides)
-        with TestClient(create_app(mode.settings(values))) as client:
-            opened.append(client)
-            yield client
-
-    yield start
 
 
 def upload(client: TestClient, body: bytes, **data: str) -> Any:

@@ -4,8 +4,6 @@ stored and echoed, and outputs whose format, extension, content type and size fo
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -14,10 +12,10 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from imgbatch.api import create_app
 from imgbatch.options import equivalent_quality
 from tests import images
-from tests.helpers import csv_bytes, quantization_of, reference_quantization, wait_until
+from tests.apps import Service
+from tests.helpers import TERMINAL, csv_bytes, quantization_of, reference_quantization, wait_until
 from tests.modes import (  # noqa: F401  (fixtures)
     Mode,
     get_output,
@@ -27,12 +25,9 @@ from tests.modes import (  # noqa: F401  (fixtures)
 )
 from tests.origin import Origin
 
-TERMINAL = {"completed", "completed_with_errors", "failed", "cancelled"}
 PILLOW_FORMATS = {"jpeg": "JPEG", "webp": "WEBP", "avif": "AVIF"}
 EXTENSIONS = {"jpeg": ".jpg", "webp": ".webp", "avif": ".avif"}
 CONTENT_TYPES = {"jpeg": "image/jpeg", "webp": "image/webp", "avif": "image/avif"}
-
-Service = Callable[..., Any]
 
 
 def magic_format(data: bytes) -> str:
@@ -44,44 +39,6 @@ def magic_format(data: bytes) -> str:
     if data[4:8] == b"ftyp" and data[8:12] in (b"avif", b"avis"):
         return "avif"
     return "unknown"
-
-
-@pytest.fixture
-def service(tmp_path: Path, photo_origin: Origin, mode: Mode) -> Iterator[Service]:
-    @contextmanager
-    def start(**overrides: Any) -> Iterator[TestClient]:
-        values: dict[str, Any] = {
-            "data_dir": tmp_path / "data",
-            "allow_private_networks": f"127.0.0.1:{photo_origin.port}",
-            "workers": 2,
-            "fetch_retries": 0,
-            **overrides,
-        }
-        with TestClient(create_app(mode.settings(values))) as client:
-            yield client
-
-    yield start
-
-
-@pytest.fixture
-def embedded(tmp_path: Path, photo_origin: Origin) -> Iterator[Service]:
-    """The service in embedded mode only: for what does not depend on where work runs."""
-
-    @contextmanager
-    def start(**overrides: Any) -> Iterator[TestClient]:
-        from imgbatch.config import Settings
-
-        values: dict[str, Any] = {
-            "data_dir": tmp_path / "data",
-            "allow_private_networks": f"127.0.0.1:{photo_origin.port}",
-            "workers": 2,
-            "fetch_retries": 0,
-            **overrides,
-        }
-        with TestClient(create_app(Settings(**values))) as client:
-            yield client
-
-    yield start
 
 
 def upload(client: TestClient, body: bytes, path: str = "/api/v1/requests", **data: Any) -> Any:

@@ -4,10 +4,9 @@ UTF-16, Excel workbooks; the output CSV keeps the input's dialect (SPEC §1, §4
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import zipfile
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -15,33 +14,18 @@ import openpyxl
 import pytest
 from fastapi.testclient import TestClient
 
-from imgbatch.api import create_app
-from imgbatch.config import Settings
-from tests.helpers import wait_until
+from tests.apps import Service
+from tests.helpers import wait_terminal
 from tests.origin import Origin
 
-TERMINAL = {"completed", "completed_with_errors", "failed", "cancelled"}
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 MiB = 1024 * 1024
 
-Start = Callable[..., AbstractContextManager[TestClient]]
-
 
 @pytest.fixture
-def start(tmp_path: Path, photo_origin: Origin) -> Start:
-    @contextmanager
-    def run(**overrides: Any) -> Iterator[TestClient]:
-        values: dict[str, Any] = {
-            "data_dir": tmp_path / "data",
-            "allow_private_networks": f"127.0.0.1:{photo_origin.port}",
-            "workers": 1,
-            "fetch_retries": 0,
-            **overrides,
-        }
-        with TestClient(create_app(Settings(**values))) as client:
-            yield client
-
-    return run
+def start(embedded: Service) -> Service:
+    """The embedded app with a single worker."""
+    return functools.partial(embedded, workers=1)
 
 
 def upload(client: TestClient, body: bytes, name: str = "products.csv") -> Any:
@@ -49,19 +33,10 @@ def upload(client: TestClient, body: bytes, name: str = "products.csv") -> Any:
     return client.post("/api/v1/requests", files={"file": (name, body, kind)})
 
 
-def finished(client: TestClient, request_id: str) -> dict[str, Any]:
-    def status() -> dict[str, Any] | None:
-        body: dict[str, Any] = client.get(f"/api/v1/requests/{request_id}").json()
-        return body if body["status"] in TERMINAL else None
-
-    result: dict[str, Any] = wait_until(status, timeout=60)
-    return result
-
-
 def output_of(client: TestClient, body: bytes, name: str = "products.csv") -> bytes:
     response = upload(client, body, name)
     assert response.status_code == 202, response.text
-    status = finished(client, response.json()["request_id"])
+    status = wait_terminal(client, response.json()["request_id"])
     assert status["status"] == "completed", status
     assert status["errors_csv_url"] is None  # nothing failed
     out = client.get(f"/api/v1/requests/{status['request_id']}/output.csv")
@@ -86,7 +61,7 @@ def photo(origin: Origin, photos: list[Path], index: int) -> str:
     ],
 )
 def test_each_text_dialect_gives_an_output_in_the_same_dialect(
-    start: Start,
+    start: Service,
     photo_origin: Origin,
     photos: list[Path],
     encoding: str,
@@ -130,7 +105,7 @@ def workbook(rows: list[list[Any]], *, extra_sheet: bool = True) -> bytes:
 
 
 def test_a_workbook_is_read_from_its_first_sheet_with_whole_serials(
-    start: Start, photo_origin: Origin, photos: list[Path]
+    start: Service, photo_origin: Origin, photos: list[Path]
 ) -> None:
     urls = [photo(photo_origin, photos, i) for i in range(3)]
     body = workbook(
@@ -150,7 +125,7 @@ def test_a_workbook_is_read_from_its_first_sheet_with_whole_serials(
     assert [len(row[3].split(",")) for row in table[1:]] == [2, 1]
 
 
-def test_a_workbook_with_bad_rows_is_refused_with_sheet_row_numbers(start: Start) -> None:
+def test_a_workbook_with_bad_rows_is_refused_with_sheet_row_numbers(start: Service) -> None:
     body = workbook(
         [
             ["S. No.", "Product Name", "Input Image Urls"],
@@ -174,7 +149,7 @@ def test_a_workbook_with_bad_rows_is_refused_with_sheet_row_numbers(start: Start
     assert '"1.5"' in errors[2]["message"]
 
 
-def test_a_workbook_bomb_is_refused_before_it_is_unpacked(start: Start) -> None:
+def test_a_workbook_bomb_is_refused_before_it_is_unpacked(start: Service) -> None:
     # A real workbook plus one part of 64 MiB of zeros: about 64 KiB packed.
     buffer = io.BytesIO(workbook([["S. No.", "Product Name", "Input Image Urls"]]))
     with zipfile.ZipFile(buffer, "a", compression=zipfile.ZIP_DEFLATED) as archive:
@@ -188,7 +163,7 @@ def test_a_workbook_bomb_is_refused_before_it_is_unpacked(start: Start) -> None:
     assert client.get("/api/v1/requests").json()["total"] == 0
 
 
-def test_a_zip_that_is_no_workbook_is_a_400(start: Start) -> None:
+def test_a_zip_that_is_no_workbook_is_a_400(start: Service) -> None:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr("readme.txt", "hello")
@@ -202,7 +177,7 @@ def test_a_zip_that_is_no_workbook_is_a_400(start: Start) -> None:
 
 
 def test_an_errors_column_is_ignored_and_any_other_extra_column_refused(
-    start: Start, photo_origin: Origin, photos: list[Path]
+    start: Service, photo_origin: Origin, photos: list[Path]
 ) -> None:
     url = photo(photo_origin, photos, 0)
     accepted = (

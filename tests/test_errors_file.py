@@ -4,39 +4,22 @@ retrying just the images that failed."""
 from __future__ import annotations
 
 import csv
+import functools
 import io
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
-from imgbatch.api import create_app
-from imgbatch.config import Settings
-from tests.helpers import wait_until
+from tests.apps import Service
+from tests.helpers import wait_terminal
 from tests.origin import Origin, send_bytes, stall
-
-TERMINAL = {"completed", "completed_with_errors", "failed", "cancelled"}
-Start = Callable[..., AbstractContextManager[TestClient]]
 
 
 @pytest.fixture
-def start(tmp_path: Path, photo_origin: Origin) -> Start:
-    @contextmanager
-    def run(**overrides: Any) -> Iterator[TestClient]:
-        values: dict[str, Any] = {
-            "data_dir": tmp_path / "data",
-            "allow_private_networks": f"127.0.0.1:{photo_origin.port}",
-            "workers": 1,
-            "fetch_retries": 0,
-            **overrides,
-        }
-        with TestClient(create_app(Settings(**values))) as client:
-            yield client
-
-    return run
+def start(embedded: Service) -> Service:
+    """The embedded app with a single worker."""
+    return functools.partial(embedded, workers=1)
 
 
 def submit(client: TestClient, body: bytes) -> str:
@@ -47,17 +30,8 @@ def submit(client: TestClient, body: bytes) -> str:
     return request_id
 
 
-def finished(client: TestClient, request_id: str) -> dict[str, Any]:
-    def status() -> dict[str, Any] | None:
-        body: dict[str, Any] = client.get(f"/api/v1/requests/{request_id}").json()
-        return body if body["status"] in TERMINAL else None
-
-    result: dict[str, Any] = wait_until(status, timeout=60)
-    return result
-
-
 def test_the_errors_file_lists_failed_urls_and_its_reupload_retries_only_them(
-    start: Start, photo_origin: Origin, photos: list[Path]
+    start: Service, photo_origin: Origin, photos: list[Path]
 ) -> None:
     good = [photo_origin.url(f"/photos/{p.name}") for p in photos[:2]]
     gone = photo_origin.url("/gone.jpg")  # 404 for now
@@ -72,7 +46,7 @@ def test_the_errors_file_lists_failed_urls_and_its_reupload_retries_only_them(
     ).encode()
     with start() as client:
         request_id = submit(client, body)
-        status = finished(client, request_id)
+        status = wait_terminal(client, request_id)
         assert status["status"] == "completed_with_errors"
         assert status["failed_images"] == 3
         assert status["errors_csv_url"] == (
@@ -100,7 +74,7 @@ def test_the_errors_file_lists_failed_urls_and_its_reupload_retries_only_them(
         photo_origin.serve_file("/page.jpg", photos[3])
         photo_origin.hits.clear()
         again = submit(client, response.content)
-        retried = finished(client, again)
+        retried = wait_terminal(client, again)
     assert retried["status"] == "completed"
     assert (retried["total_products"], retried["total_images"]) == (2, 3)
     # Only the failed images were fetched again (the one gone URL, listed twice, once).
@@ -108,12 +82,12 @@ def test_the_errors_file_lists_failed_urls_and_its_reupload_retries_only_them(
 
 
 def test_a_request_without_failures_has_no_errors_link_and_an_empty_errors_file(
-    start: Start, photo_origin: Origin, photos: list[Path]
+    start: Service, photo_origin: Origin, photos: list[Path]
 ) -> None:
     url = photo_origin.url(f"/photos/{photos[0].name}")
     with start() as client:
         request_id = submit(client, f"S. No.,Product Name,Input Image Urls\n1,A,{url}\n".encode())
-        status = finished(client, request_id)
+        status = wait_terminal(client, request_id)
         assert status["status"] == "completed"
         assert status["errors_csv_url"] is None
         response = client.get(f"/api/v1/requests/{request_id}/errors.csv")
@@ -122,7 +96,7 @@ def test_a_request_without_failures_has_no_errors_link_and_an_empty_errors_file(
 
 
 def test_the_errors_file_is_a_409_until_the_request_finishes(
-    start: Start, photo_origin: Origin
+    start: Service, photo_origin: Origin
 ) -> None:
     url = photo_origin.route("/slow.jpg", stall(photo_origin, b"\xff\xd8", 10_000))
     with start(fetch_timeout=30) as client:

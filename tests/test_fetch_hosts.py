@@ -24,16 +24,9 @@ from imgbatch.errors import ErrorCode, ImageError
 from imgbatch.fetch import AddressPolicy, Fetcher, Resolver
 from imgbatch.fetch.sharelinks import WEB_PAGE_MESSAGE, direct_download_url
 from tests.origin import Origin, send_bytes
+from tests.test_fetch import IMAGE, MiB, anyio_backend  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.anyio
-
-IMAGE = b"\xff\xd8\xff\xe0" + b"not really pixels" * 64
-MiB = 1024 * 1024
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 def loopback_resolver() -> Resolver:

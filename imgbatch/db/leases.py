@@ -42,14 +42,20 @@ _UNLEASED = {
 }
 
 
-def active_request_ids(engine: Engine, *, runner_id: str | None = None) -> list[str]:
+def active_request_ids(
+    engine: Engine, *, runner_id: str | None = None, only_own: bool = False
+) -> list[str]:
     """Requests with work left that ``runner_id`` may claim, oldest first (the
-    round-robin order): unpinned ones, its own, and those of a pinned runner gone."""
-    may_claim = or_(
-        Request.runner_id.is_(None),
-        Request.runner_id.not_in(live_runner_ids()),
-        *([Request.runner_id == runner_id] if runner_id else []),
-    )
+    round-robin order): unpinned ones, its own, and those of a pinned runner gone; with
+    ``only_own`` (an ``imgbatch run``: its allow list is its own) only those pinned to it."""
+    if only_own:
+        may_claim = Request.runner_id == runner_id
+    else:
+        may_claim = or_(
+            Request.runner_id.is_(None),
+            Request.runner_id.not_in(live_runner_ids()),
+            *([Request.runner_id == runner_id] if runner_id else []),
+        )
     with read_tx(engine) as conn:
         rows = conn.execute(
             select(Request.id)

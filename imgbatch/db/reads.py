@@ -8,7 +8,7 @@ from itertools import groupby
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Engine, Row, func, select
+from sqlalchemy import Engine, Row, Select, func, select
 
 from imgbatch.config import Settings
 from imgbatch.db.engine import read_tx
@@ -114,12 +114,9 @@ def output_rows(
         .where(Image.request_id == request_id)
         .order_by(Image.seq)
     )
-    with read_tx(engine) as conn:
-        rows = conn.execution_options(yield_per=5000).execute(query)
-        for _, group in groupby(rows, key=itemgetter(0)):
-            product = list(group)
-            first = product[0]
-            yield first.serial, first.product_name, first.urls_cell, [r.output_key for r in product]
+    for product in _by_product(engine, query):
+        first = product[0]
+        yield first.serial, first.product_name, first.urls_cell, [r.output_key for r in product]
 
 
 def error_rows(
@@ -143,16 +140,13 @@ def error_rows(
         .where(Image.request_id == request_id, Image.status == ImageStatus.FAILED)
         .order_by(Image.seq)
     )
-    with read_tx(engine) as conn:
-        rows = conn.execution_options(yield_per=5000).execute(query)
-        for _, group in groupby(rows, key=itemgetter(0)):
-            product = list(group)
-            first = product[0]
-            yield (
-                first.serial,
-                first.product_name,
-                [(r.url, r.error_code or "", r.error or "") for r in product],
-            )
+    for product in _by_product(engine, query):
+        first = product[0]
+        yield (
+            first.serial,
+            first.product_name,
+            [(r.url, r.error_code or "", r.error or "") for r in product],
+        )
 
 
 def webhook_attempts(engine: Engine, *, request_id: str, limit: int = 50) -> list[WebhookAttempt]:
@@ -183,3 +177,12 @@ def failed_images(
             .limit(limit)
         ).all()
     return [(line, url, code, error) for line, url, code, error in rows]
+
+
+def _by_product(engine: Engine, query: Select[Any]) -> Iterator[list[Row[Any]]]:
+    """The rows of a query whose first column is the product position, streamed in one
+    read transaction and grouped into one list per product."""
+    with read_tx(engine) as conn:
+        rows = conn.execution_options(yield_per=5000).execute(query)
+        for _, group in groupby(rows, key=itemgetter(0)):
+            yield list(group)

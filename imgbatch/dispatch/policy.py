@@ -46,17 +46,21 @@ def window(engine: Engine, settings: Settings) -> int:
     return max(1, CHUNKS_PER_PROCESS * live_processes(engine))
 
 
-def dispatch_round(engine: Engine, settings: Settings, runner: Runner, *, runner_id: str) -> int:
+def dispatch_round(
+    engine: Engine, settings: Settings, runner: Runner, *, runner_id: str, only_own: bool = False
+) -> int:
     """Claim chunks one per request per turn, until the runner is full or no request
     has pending work or room in its window. Returns chunks handed out.
 
     Requests with the fewest chunks in flight go first. ``runner_id`` is the dispatching
-    runner: it never claims a request pinned to another live runner.
+    runner: it never claims a request pinned to another live runner, and with
+    ``only_own`` (``imgbatch run``) nothing but its own.
     """
     limit = window(engine, settings)
     in_flight = chunks_in_flight(engine, chunk_size=settings.chunk_size)
     requests = sorted(
-        active_request_ids(engine, runner_id=runner_id), key=lambda r: in_flight.get(r, 0)
+        active_request_ids(engine, runner_id=runner_id, only_own=only_own),
+        key=lambda r: in_flight.get(r, 0),
     )
     handed = 0
     while requests and runner.has_capacity():

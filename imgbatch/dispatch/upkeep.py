@@ -21,6 +21,7 @@ from sqlalchemy import Engine
 
 from imgbatch.config import Settings
 from imgbatch.db.leases import reap_leases
+from imgbatch.db.models import RunnerKind
 from imgbatch.db.runners import Me, forget_gone_runners, heartbeat
 from imgbatch.dispatch.policy import Runner, dispatch_round
 
@@ -74,7 +75,12 @@ class Upkeep:
             log.info("handed %d images of gone runners or lost messages out again", reaped)
 
     def dispatch(self) -> None:
-        dispatch_round(self.engine, self.settings, self.runner, runner_id=self.me.id)
+        # A run works on its own request only: another's URLs were not checked against
+        # this run's allow list, and a server's uploads are the server's to do.
+        only_own = self.me.kind == RunnerKind.RUN
+        dispatch_round(
+            self.engine, self.settings, self.runner, runner_id=self.me.id, only_own=only_own
+        )
 
     def _loop(self) -> None:
         next_beat = 0.0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from bench import codecs, formats, load, scaleout, stop, throughput, upload
+from bench import codecs, formats, load, reuse, scaleout, stop, throughput, upload
 
 SUITES = {
     "throughput": throughput.main,
@@ -13,6 +13,7 @@ SUITES = {
     "codecs": codecs.main,
     "scaleout": scaleout.main,
     "stop": stop.main,
+    "reuse": reuse.main,
     "formats": formats.main,
 }
 

@@ -61,12 +61,16 @@ def wait_http(url: str, timeout: float = 30) -> None:
 
 
 @contextmanager
-def origin(delay_ms: float = 0, extra: Path | None = None) -> Iterator[str]:
+def origin(
+    delay_ms: float = 0, extra: Path | None = None, cache_control: str | None = None
+) -> Iterator[str]:
     """An image origin in its own process; yields its base URL."""
     port = free_port()
     args = [sys.executable, "-m", "bench.origin", "--port", str(port), "--delay-ms", str(delay_ms)]
     if extra is not None:
         args += ["--extra", str(extra)]
+    if cache_control is not None:
+        args += ["--cache-control", cache_control]
     process = subprocess.Popen(args, cwd=ROOT)
     try:
         wait_http(f"http://127.0.0.1:{port}/p/0/none.jpg")

@@ -1,12 +1,18 @@
 """A benchmark image origin: ``/p/<n>/<photo>`` serves a corpus photo after a fixed delay.
 
 Runs in its own process (``python -m bench.origin --port P --delay-ms D``) so serving
-does not share a GIL with what is measured. Distinct ``n`` make distinct URLs.
+does not share a GIL with what is measured. Distinct ``n`` make distinct URLs;
+``/u/<n>/<photo>`` also makes distinct bytes (a JPEG comment naming ``n``), so no two
+images are the same input; ``/v/<n>/<photo>`` is another URL for the same bytes.
+``--cache-control V`` sends ``Cache-Control: V`` and a strong ``ETag``, and answers a
+matching ``If-None-Match`` with 304. ``GET /_hits`` counts the image requests so far.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -14,10 +20,20 @@ from pathlib import Path
 PHOTOS = Path(__file__).resolve().parent.parent / "tests" / "data" / "photos"
 
 
-def serve(port: int, delay: float, extra: Path | None = None) -> None:
+def unique(data: bytes, n: str) -> bytes:
+    """The same picture, different bytes: a comment segment right after the JPEG's SOI."""
+    comment = f"bench {n}".encode()
+    return data[:2] + b"\xff\xfe" + (len(comment) + 2).to_bytes(2, "big") + comment + data[2:]
+
+
+def serve(
+    port: int, delay: float, extra: Path | None = None, cache_control: str | None = None
+) -> None:
     files = {p.name: p.read_bytes() for p in PHOTOS.glob("*.jpg")}
     if extra is not None:
         files.update({p.name: p.read_bytes() for p in extra.glob("*.jpg")})
+    answered = [0]  # image requests so far
+    lock = threading.Lock()
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -26,16 +42,33 @@ def serve(port: int, delay: float, extra: Path | None = None) -> None:
             pass
 
         def do_GET(self) -> None:
-            body = files.get(self.path.rsplit("/", 1)[-1])
+            if self.path == "/_hits":
+                self._send(200, str(answered[0]).encode())
+                return
+            with lock:
+                answered[0] += 1
+            parts = self.path.split("/")
+            body = files.get(parts[-1])
+            if body is not None and len(parts) == 4 and parts[1] in ("u", "v"):
+                body = unique(body, parts[2])
             if delay:
                 time.sleep(delay)
             if body is None:
-                self.send_response(404)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
+                self._send(404, b"")
                 return
-            self.send_response(200)
-            self.send_header("Content-Type", "image/jpeg")
+            headers = {"Content-Type": "image/jpeg"}
+            if cache_control is not None:
+                headers["Cache-Control"] = cache_control
+                headers["ETag"] = f'"{hashlib.sha256(body).hexdigest()[:16]}"'
+                if self.headers.get("If-None-Match") == headers["ETag"]:
+                    self._send(304, b"", headers)
+                    return
+            self._send(200, body, headers)
+
+        def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+            self.send_response(status)
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
@@ -51,5 +84,6 @@ if __name__ == "__main__":
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--delay-ms", type=float, default=0)
     parser.add_argument("--extra", type=Path)
+    parser.add_argument("--cache-control")
     args = parser.parse_args()
-    serve(args.port, args.delay_ms / 1000, args.extra)
+    serve(args.port, args.delay_ms / 1000, args.extra, args.cache_control)

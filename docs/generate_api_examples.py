@@ -34,6 +34,8 @@ ROOT = Path(__file__).resolve().parents[1]
 API_MD = ROOT / "docs" / "api.md"
 SHOWN_BASE = "http://127.0.0.1:8000"
 SHOWN_ORIGIN = "http://127.0.0.1:9000"
+# Request A's first output: its key names the default options (JPEG q50).
+FIRST_OUTPUT = "0-jpeg-q50.jpg"
 # Fixed so that readers can check the captured signature themselves.
 DEMO_SECRET = "whsec_aW1nYmF0Y2gtZG9jcy1leGFtcGxlLXNlY3JldA=="
 SHOWN_HEADERS = (
@@ -223,11 +225,13 @@ def capture(cap: Capture, receiver: Receiver) -> None:
         expect=200,
     )
     cap.curl("output-csv", f"curl -sS -i {SHOWN_BASE}/api/v1/requests/{a}/output.csv", expect=200)
-    file = cap.curl("file", f"curl -sS -D - -o 0.jpg {SHOWN_BASE}/files/{a}/0.jpg", expect=200)
+    file = cap.curl(
+        "file", f"curl -sS -D - -o 0.jpg {SHOWN_BASE}/files/{a}/{FIRST_OUTPUT}", expect=200
+    )
     cap.curl(
         "file",
         f"curl -sS -D - -o /dev/null -H 'If-None-Match: {file.header('etag')}' "
-        f"{SHOWN_BASE}/files/{a}/0.jpg",
+        f"{SHOWN_BASE}/files/{a}/{FIRST_OUTPUT}",
         expect=304,
     )
     wait_for("the webhook", lambda: status_of(a)["webhook_status"] == "delivered")
@@ -275,7 +279,7 @@ def capture(cap: Capture, receiver: Receiver) -> None:
     cap.curl("cancel", f"curl -sS -i -X POST {SHOWN_BASE}/api/v1/requests/{c}/cancel", expect=409)
     cap.curl("delete", f"curl -sS -i -X DELETE {SHOWN_BASE}/api/v1/requests/{c}", expect=204)
     cap.curl("delete", f"curl -sS -i {SHOWN_BASE}/api/v1/requests/{c}", expect=404)
-    cap.curl("head", f"curl -sS -I {SHOWN_BASE}/files/{a}/0.jpg", expect=200)
+    cap.curl("head", f"curl -sS -I {SHOWN_BASE}/files/{a}/{FIRST_OUTPUT}", expect=200)
 
     cap.curl("list", f"curl -sS -i '{SHOWN_BASE}/api/v1/requests?limit=2'", expect=200)
 

@@ -91,6 +91,9 @@ class Settings(BaseSettings):
     # Finished requests older than this many days are deleted with their images; 0 keeps all.
     retention_days: float = Field(default=0, ge=0)
 
+    # Re-runs (SPEC §9): reuse outputs of unchanged inputs; false processes every image.
+    reuse: bool = True
+
     @field_validator("public_url")
     @classmethod
     def _strip_slash(cls, value: str) -> str:

@@ -40,15 +40,23 @@ class WorkCollector(Collector):
                     func.coalesce(func.sum(RequestRow.total_images), 0),
                     func.coalesce(func.sum(RequestRow.processed_images), 0),
                     func.coalesce(func.sum(RequestRow.failed_images), 0),
+                    func.coalesce(func.sum(RequestRow.reused_images), 0),
                 ).group_by(RequestRow.status)
             ).all()
-        for status, count, total, succeeded, failed in rows:
+        reused_images = GaugeMetricFamily(
+            "imgbatch_reused_images",
+            "Succeeded images whose output came from an earlier identical input, by request status",
+            labels=["request_status"],
+        )
+        for status, count, total, succeeded, failed, reused in rows:
             requests.add_metric([status], count)
             images.add_metric([status, "succeeded"], succeeded)
             images.add_metric([status, "failed"], failed)
             images.add_metric([status, "unfinished"], total - succeeded - failed)
+            reused_images.add_metric([status], reused)
         yield requests
         yield images
+        yield reused_images
 
 
 class Metrics:

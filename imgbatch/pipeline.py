@@ -32,6 +32,7 @@ from imgbatch.errors import ErrorCode, ImageError
 from imgbatch.fetch import Fetcher, GoOn, Stopped
 from imgbatch.imaging import Compressed, compress
 from imgbatch.options import OutputOptions
+from imgbatch.reuse.decide import Reuser
 from imgbatch.storage import Storage, image_key
 from imgbatch.work_metrics import ChunkTally
 
@@ -69,6 +70,23 @@ class Workbench:
     fetcher: Fetcher
     storage: Storage
     compress: Compress
+    reuse: Reuser | None = None  # None: IMGBATCH_REUSE=false, every image is processed
+
+    def __post_init__(self) -> None:
+        if self.reuse is None and self.settings.reuse:
+            self.reuse = Reuser(self.engine, self.fetcher, self.storage, self.make)
+
+    async def make(
+        self, content: bytes, key: str, options: OutputOptions, go_on: GoOn, tally: ChunkTally
+    ) -> int:
+        """Compress ``content`` under ``options`` and store it under ``key``; the output's
+        size. Raises ``Stopped`` when the request was cancelled before the store."""
+        compressed = await self.compress(content, options, tally)
+        if not await go_on():
+            raise Stopped(key)
+        with tally.timing("store"):
+            await asyncio.to_thread(self.storage.put, key, compressed.data)
+        return len(compressed.data)
 
 
 async def process_chunk(bench: Workbench, chunk: Chunk, *, owner: str) -> bool:
@@ -136,15 +154,13 @@ async def process_image(
     tally: ChunkTally,
 ) -> ImageResult | None:
     """One image's result, or None when its request was cancelled meanwhile."""
+    key = image_key(request_id, image.seq, options)  # deterministic: a redo overwrites
     try:
+        if bench.reuse is not None:
+            return await bench.reuse.image(image, key, options, go_on, tally)
         with tally.timing("fetch"):
             fetched = await bench.fetcher.fetch(image.url, go_on=go_on)
-        compressed = await bench.compress(fetched.content, options, tally)
-        if not await go_on():
-            return None
-        key = image_key(request_id, image.seq, options)  # deterministic: a redo overwrites
-        with tally.timing("store"):
-            await asyncio.to_thread(bench.storage.put, key, compressed.data)
+        output_bytes = await bench.make(fetched.content, key, options, go_on, tally)
     except Stopped:
         return None
     except ImageError as error:
@@ -162,6 +178,6 @@ async def process_image(
         image.seq,
         True,
         input_bytes=len(fetched.content),
-        output_bytes=len(compressed.data),
+        output_bytes=output_bytes,
         output_key=key,
     )

@@ -48,6 +48,20 @@ def test_run_writes_the_output_csv_and_exits_0(
     assert len(stored) == 4
 
 
+def test_run_again_reuses_unchanged_images_and_says_so(
+    tmp_path: Path, photo_origin: Origin, photos: list[Path], allow: dict[str, str]
+) -> None:
+    urls = [photo_origin.url(f"/photos/{p.name}") for p in photos[:3]]
+    source = tmp_path / "in.csv"
+    source.write_bytes(csv_bytes([(1, "SKU1", urls)]))
+    first = run_cli(["run", str(source)], tmp_path / "data", **allow)
+    assert first.returncode == 0, first.stderr
+    assert "3 of 3 images succeeded," in first.stderr and "reused" not in first.stderr
+    again = run_cli(["run", str(source)], tmp_path / "data", **allow)
+    assert again.returncode == 0, again.stderr
+    assert "3 of 3 images succeeded (3 reused unchanged)" in " ".join(again.stderr.split())
+
+
 def test_run_exits_1_when_some_images_fail(
     tmp_path: Path, photo_origin: Origin, photos: list[Path], allow: dict[str, str]
 ) -> None:

@@ -132,6 +132,35 @@ def test_put_again_overwrites_and_never_duplicates(backend: Backend) -> None:
     assert backend.read(KEY) == b"second"
 
 
+def test_copy_gives_an_independent_object(backend: Backend, photo: bytes) -> None:
+    copy = f"{REQUEST_ID}/99.jpg"
+    backend.storage.put(KEY, photo)
+    assert backend.storage.copy(KEY, copy)
+    assert backend.read(copy) == photo
+    assert backend.storage.copy(KEY, copy)  # again: replaces, never duplicates
+    assert backend.storage.copy(copy, copy)  # onto itself: it is there
+    assert backend.listing() == sorted([KEY, copy])
+    backend.storage.put(KEY, b"redone")  # the source replaced: the copy keeps its bytes
+    assert backend.read(copy) == photo
+
+
+def test_copy_of_a_missing_object_is_false(backend: Backend) -> None:
+    copy = f"{REQUEST_ID}/99.jpg"
+    assert backend.storage.copy(KEY, copy) is False
+    assert backend.storage.copy(KEY, KEY) is False
+    assert backend.listing() == []
+
+
+def test_copy_survives_deleting_the_source_locally(tmp_path: Path, photo: bytes) -> None:
+    storage = LocalStorage(tmp_path, public_url=PUBLIC_URL)
+    copy = f"{REQUEST_ID}/99.jpg"
+    storage.put(KEY, photo)
+    assert storage.copy(KEY, copy)
+    assert storage.path_for(copy).stat().st_ino == storage.path_for(KEY).stat().st_ino  # a link
+    storage.path_for(KEY).unlink()
+    assert storage.path_for(copy).read_bytes() == photo
+
+
 def test_keys_of_and_delete_remove_only_the_named_images(backend: Backend) -> None:
     other = "00000000-0000-4000-8000-000000000001/0.jpg"
     mine = [f"{REQUEST_ID}/{n}.jpg" for n in range(3)]

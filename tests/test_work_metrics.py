@@ -39,6 +39,9 @@ def test_metrics_move_with_work(tmp_path: Path, photo_origin: Origin, photos: li
         allow_private_networks=f"127.0.0.1:{photo_origin.port}",
         workers=1,
         fetch_retries=0,
+        # Both requests hold the same photo: without this the second one's copy would be
+        # reused (SPEC §9), not encoded, and each stage is counted once per image here.
+        reuse=False,
     )
     files = {"file": ("a.csv", body, "text/csv")}
     with TestClient(create_app(settings, work=False)) as client:

@@ -35,6 +35,9 @@ class StatusBody(BaseModel):
     total_images: int
     processed_images: int = Field(description="images finished successfully")
     failed_images: int = Field(description="images finished with an error")
+    reused_images: int = Field(
+        description="succeeded images whose output came from an earlier identical input"
+    )
     progress: float = Field(
         validation_alias=AliasChoices("progress", "total_images"),
         description="(processed + failed) / total, 0..1",
@@ -93,6 +96,7 @@ class ImageItem(BaseModel):
     error: str | None
     input_bytes: int | None
     output_bytes: int | None
+    reused: bool = Field(description="the output came from an earlier identical input")
 
     @classmethod
     def of(cls, image: Row[Any], storage: Storage) -> ImageItem:

@@ -1,5 +1,6 @@
-"""The tables: requests, their products, their images, webhook delivery attempts, and
-the runners that hold leases.
+"""The tables: requests, their products, their images, webhook delivery attempts,
+the runners that hold leases, and the re-run cache (what each URL returned; which
+inputs were already processed).
 
 Keys are chosen for bulk ingest: a product is (request_id, position) and an image is
 (request_id, seq), with ``seq`` numbering a request's images in output order (product
@@ -16,7 +17,17 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKeyConstraint, Index, Integer, String, Text
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    String,
+    Text,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -84,6 +95,8 @@ class Request(Base):
     csv_header: Mapped[dict[str, Any]]
     input_bytes: Mapped[int] = mapped_column(Integer, default=0)
     output_bytes: Mapped[int] = mapped_column(Integer, default=0)
+    # Succeeded images whose output came from an earlier identical input (SPEC §9).
+    reused_images: Mapped[int] = mapped_column(Integer, default=0)
     # The output options (SPEC §10) as ``OutputOptions`` JSON: quality, format, max_size.
     # Null on requests stored before options existed: JPEG at IMGBATCH_QUALITY, full size.
     options: Mapped[dict[str, Any] | None]
@@ -143,6 +156,7 @@ class Image(Base):
     input_bytes: Mapped[int | None] = mapped_column(Integer)
     output_bytes: Mapped[int | None] = mapped_column(Integer)
     output_key: Mapped[str | None] = mapped_column(Text)
+    reused: Mapped[bool] = mapped_column(Boolean, default=False)
     # A processing image's lease: held by a live runner (``lease_owner``), or, while its
     # chunk travels in a queue and no one holds it, until ``lease_expires_at``.
     lease_expires_at: Mapped[datetime | None]
@@ -252,3 +266,35 @@ class MetricCounter(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     labels: Mapped[str] = mapped_column(String(200), primary_key=True)
     value: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class UrlCache(Base):
+    """What a URL returned, per output options: its validators, its freshness, the hash of
+    its bytes and the newest output made from them (SPEC §9; see imgbatch/reuse)."""
+
+    __tablename__ = "url_cache"
+
+    # SHA-256 of the URL: URLs can be longer than an index entry may be.
+    url_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    options_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    url: Mapped[str] = mapped_column(Text)
+    etag: Mapped[str | None] = mapped_column(Text)
+    last_modified: Mapped[str | None] = mapped_column(String(64))
+    fresh_until: Mapped[datetime | None]
+    input_sha256: Mapped[str] = mapped_column(String(64))
+    input_bytes: Mapped[int] = mapped_column(Integer)
+    output_key: Mapped[str] = mapped_column(Text)
+    output_bytes: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime]
+
+
+class InputOutput(Base):
+    """Input bytes already processed, per output options, and the newest output of them."""
+
+    __tablename__ = "input_outputs"
+
+    input_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    options_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    output_key: Mapped[str] = mapped_column(Text)
+    output_bytes: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime]

@@ -24,6 +24,7 @@ from imgbatch.db.models import (
     RequestStatus,
     WebhookStatus,
 )
+from imgbatch.reuse.table import CacheRecord, remember
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,8 @@ class ImageResult:
     output_key: str | None = None
     error_code: str | None = None
     error: str | None = None
+    reused: bool = False  # its output came from an earlier identical input (SPEC §9)
+    cache: CacheRecord | None = None  # what the re-run cache learnt from this image
 
 
 def chunk_rows(chunk: Chunk) -> ColumnElement[bool]:
@@ -95,13 +98,14 @@ def record_in(
     conn: Connection, *, request_id: str, results: Sequence[ImageResult], now: datetime
 ) -> bool:
     """:func:`record_results` inside the caller's transaction."""
-    succeeded = failed = bytes_in = bytes_out = 0
+    succeeded = failed = reused = bytes_in = bytes_out = 0
     for result in results:
         values = {
             "status": ImageStatus.SUCCEEDED if result.succeeded else ImageStatus.FAILED,
             "input_bytes": result.input_bytes,
             "output_bytes": result.output_bytes,
             "output_key": result.output_key,
+            "reused": result.reused,
             "error_code": result.error_code,
             "error": result.error,
             "lease_expires_at": None,
@@ -133,10 +137,12 @@ def record_in(
         count = 1 + copies
         if result.succeeded:
             succeeded += count
+            reused += count if result.reused else 0
             bytes_in += count * (result.input_bytes or 0)
             bytes_out += count * (result.output_bytes or 0)
         else:
             failed += count
+    remember(conn, [result.cache for result in results if result.cache is not None])
     if succeeded or failed:
         conn.execute(
             update(Request)
@@ -144,6 +150,7 @@ def record_in(
             .values(
                 processed_images=Request.processed_images + succeeded,
                 failed_images=Request.failed_images + failed,
+                reused_images=Request.reused_images + reused,
                 input_bytes=Request.input_bytes + bytes_in,
                 output_bytes=Request.output_bytes + bytes_out,
                 updated_at=now,

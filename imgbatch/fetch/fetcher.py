@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from types import TracebackType
 
 import anyio
@@ -62,6 +63,9 @@ def request_headers(settings: Settings) -> dict[str, str]:
     }
 
 
+# What the re-run cache reads from a final response (RFC 9111).
+CACHE_HEADERS = ("cache-control", "expires", "date", "age", "etag", "last-modified", "vary")
+
 # Asked before a download starts: False stops it.
 GoOn = Callable[[], Awaitable[bool]]
 
@@ -76,6 +80,15 @@ class Fetched:
     final_url: str
     content: bytes
     content_type: str | None  # as the server said; the real type is read from the bytes
+    # The answer to a conditional GET was 304: ``content`` is empty, ours is current.
+    not_modified: bool = False
+    # The final response's caching headers (lowercase names), and when it was asked and
+    # answered, for its age.
+    headers: Mapping[str, str] = field(default_factory=dict)
+    requested_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    received_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    # A redirect was followed (a share link's rewrite to its direct download is not one).
+    redirected: bool = False
 
 
 class _HostSlots:
@@ -153,12 +166,20 @@ class Fetcher:
     async def aclose(self) -> None:
         await self._client.aclose()
 
-    async def fetch(self, url: str, *, go_on: GoOn | None = None) -> Fetched:
+    async def fetch(
+        self,
+        url: str,
+        *,
+        go_on: GoOn | None = None,
+        conditions: Mapping[str, str] | None = None,
+    ) -> Fetched:
         """Download ``url`` (a share link: its direct download), retrying transient
         failures; raises ImageError.
 
         ``go_on`` is asked once a slot is free, before every attempt: when it says no
         (the request was cancelled), :class:`Stopped` is raised and nothing is sent.
+        ``conditions`` (``If-None-Match``, ``If-Modified-Since``) make it a conditional
+        GET: a 304 then returns ``Fetched(not_modified=True)`` instead of failing.
         """
         target = direct_download_url(url)
         self._policy.check_url(target)
@@ -169,7 +190,7 @@ class Fetcher:
             reraise=True,
         )
         try:
-            fetched: Fetched = await retrying(self._attempt, target, go_on)
+            fetched: Fetched = await retrying(self._attempt, target, go_on, conditions or {})
         except Exception as exc:
             error = as_image_error(exc)
             if error is None:
@@ -177,7 +198,7 @@ class Fetcher:
             raise error from exc
         if (page := web_page_error(url, fetched.content_type)) is not None:
             raise page
-        return Fetched(url, fetched.final_url, fetched.content, fetched.content_type)
+        return replace(fetched, url=url)
 
     def _wait(self, state: RetryCallState) -> float:
         failure = state.outcome.exception() if state.outcome else None
@@ -185,25 +206,43 @@ class Fetcher:
             return min(failure.retry_after, self._retry_after_cap)
         return float(self._backoff(state))
 
-    async def _attempt(self, url: str, go_on: GoOn | None) -> Fetched:
+    async def _attempt(
+        self, url: str, go_on: GoOn | None, conditions: Mapping[str, str]
+    ) -> Fetched:
         async with self._host_slots.hold(httpx.URL(url).raw_host.decode()), self._all_slots:
             if go_on is not None and not await go_on():
                 raise Stopped(url)
             try:
                 with anyio.fail_after(self._timeout):
-                    return await self._follow(url)
+                    return await self._follow(url, conditions)
             except TimeoutError as exc:
                 raise OutOfTime(self._timeout) from exc
 
-    async def _follow(self, url: str) -> Fetched:
+    async def _follow(self, url: str, conditions: Mapping[str, str]) -> Fetched:
         current = url
-        for _ in range(MAX_REDIRECTS + 1):
+        headers = {**self._headers, **conditions}
+        for hop in range(MAX_REDIRECTS + 1):
             self._policy.check_url(current)
-            async with self._client.stream("GET", current, headers=self._headers) as response:
+            requested_at = datetime.now(UTC)
+            async with self._client.stream("GET", current, headers=headers) as response:
                 location = response.headers.get("Location")
                 if response.status_code in REDIRECT_STATUSES and location:
                     current = str(response.url.join(location))
                     continue
+                found = response.headers
+                cache_headers = {name: found[name] for name in CACHE_HEADERS if name in found}
+                if response.status_code == 304 and conditions:
+                    await response.aread()  # (empty) read to its end: the connection is reused
+                    return Fetched(
+                        url=url,
+                        final_url=str(response.url),
+                        content=b"",
+                        content_type=None,
+                        not_modified=True,
+                        headers=cache_headers,
+                        requested_at=requested_at,
+                        redirected=hop > 0,
+                    )
                 if not response.is_success:
                     raise BadStatus(
                         response.status_code,
@@ -216,6 +255,9 @@ class Fetcher:
                     final_url=str(response.url),
                     content=content,
                     content_type=response.headers.get("Content-Type"),
+                    headers=cache_headers,
+                    requested_at=requested_at,
+                    redirected=hop > 0,
                 )
         raise TooManyRedirects(MAX_REDIRECTS)
 

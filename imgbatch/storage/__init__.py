@@ -7,8 +7,8 @@ The backend is picked by the scheme of ``Settings.effective_storage_url``:
 
 The base (``base.py``) does the shared work: it validates keys before any backend sees
 them and maps a backend's own failures to ``ImageError(ErrorCode.STORAGE_ERROR)``. A
-backend fills in ``_put``, ``_url_for``, ``_check``, ``_delete`` and ``_keys_of``, and names
-the exceptions that mean "the store failed".
+backend fills in ``_put``, ``_copy``, ``_url_for``, ``_check``, ``_delete`` and ``_keys_of``,
+and names the exceptions that mean "the store failed".
 """
 
 from __future__ import annotations

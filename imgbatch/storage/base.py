@@ -64,6 +64,17 @@ class Storage(ABC):
         with self._mapped_failures(f"could not store {key} in {self}"):
             self._put(key, data)
 
+    def copy(self, source: str, target: str) -> bool:
+        """Give ``target`` the object stored at ``source``, replacing what is there, without
+        the bytes passing through this process (a hard link, a server-side copy). False when
+        ``source`` does not exist (any more); ``ImageError(STORAGE_ERROR)`` when the store
+        fails. The two keys stay independent: deleting one leaves the other.
+        """
+        validate_key(source)
+        validate_key(target)
+        with self._mapped_failures(f"could not copy {source} to {target} in {self}"):
+            return self._copy(source, target)
+
     def url_for(self, key: str) -> str:
         """The absolute URL handed to users for ``key``.
 
@@ -113,6 +124,9 @@ class Storage(ABC):
     @abstractmethod
     def _keys_of(self, prefix: str) -> Iterable[str]:
         """Keys stored under ``"<prefix>/"``."""
+
+    @abstractmethod
+    def _copy(self, source: str, target: str) -> bool: ...
 
     @abstractmethod
     def _url_for(self, key: str) -> str: ...

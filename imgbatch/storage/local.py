@@ -9,11 +9,14 @@ write takes (a writer on another machine sharing the disk), never a live write's
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import re
+import shutil
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -106,6 +109,35 @@ class LocalStorage(Storage):
         if swept:
             log.info("removed %d temporary files of interrupted writes", swept)
         return swept
+
+    def _copy(self, source: str, target: str) -> bool:
+        source_path, target_path = self.path_for(source), self.path_for(target)
+        if source_path == target_path:
+            return source_path.is_file()
+        target_path.parent.mkdir(parents=True, exist_ok=True)
+        # Named like a put's temporary file: ".<seq>.jpg.<pid>.<random>.tmp".
+        tmp = target_path.with_name(f".{target_path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
+        try:
+            try:
+                # A second name for the same file: no bytes copied. Deleting (unlinking)
+                # either name leaves the other, and a put replaces a name with a new file.
+                os.link(source_path, tmp)
+            except FileNotFoundError:
+                return False
+            except OSError as exc:
+                if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
+                    raise
+                try:  # a file system without hard links (or at its limit): copy the bytes
+                    shutil.copyfile(source_path, tmp)
+                except FileNotFoundError:
+                    return False
+                os.chmod(tmp, 0o644)
+            os.replace(tmp, target_path)
+        finally:
+            # Renaming a link onto another name of the same file does nothing (POSIX):
+            # the target was that file already, and the temporary name must go.
+            tmp.unlink(missing_ok=True)
+        return True
 
     def _check(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)

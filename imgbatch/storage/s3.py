@@ -146,6 +146,25 @@ class S3Storage(Storage):
             for item in page.get("Contents", []):
                 yield item["Key"].removeprefix(self.prefix)
 
+    def _copy(self, source: str, target: str) -> bool:
+        source_key, target_key = self.object_key(source), self.object_key(target)
+        try:
+            if source_key == target_key:  # S3 refuses to copy an object onto itself
+                self.client.head_object(Bucket=self.bucket, Key=source_key)
+            else:
+                # Server-side: S3 copies the bytes (and their Content-Type, Cache-Control).
+                self.client.copy_object(
+                    Bucket=self.bucket,
+                    Key=target_key,
+                    CopySource={"Bucket": self.bucket, "Key": source_key},
+                )
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code in ("NoSuchKey", "404", "NotFound"):
+                return False
+            raise
+        return True
+
     def _check(self) -> None:
         # Proves the endpoint answers, the credentials work and the bucket exists.
         self.client.head_bucket(Bucket=self.bucket)

@@ -170,6 +170,8 @@ function updateProduct(row, product, showAll) {
   const output = done.reduce((sum, image) => sum + (image.output_bytes ?? 0), 0);
   const parts = [plural(images.length, "image")];
   if (failed) parts.push(`${count(failed)} failed`);
+  const reused = done.filter((image) => image.reused).length;
+  if (reused) parts.push(`${count(reused)} reused unchanged`);
   if (done.length) {
     const change = saving(input, output);
     parts.push(change ? `${sizes(input, output)} (${change})` : sizes(input, output));

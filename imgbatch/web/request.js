@@ -249,6 +249,7 @@ function progressKey(status) {
 function progressText(status, done, terminal) {
   const parts = [`${count(done)} of ${count(status.total_images)} images done`];
   if (status.failed_images) parts.push(`${count(status.failed_images)} failed`);
+  if (status.reused_images) parts.push(`${count(status.reused_images)} reused unchanged`);
   if (!terminal) {
     const waiting = status.status === "pending" && done === 0;
     return [waiting ? "Waiting for a worker" : "Processing", ...parts].join(" · ");

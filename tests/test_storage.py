@@ -306,21 +306,24 @@ def _stuck_writer(root: Path, key: str) -> subprocess.Popen[bytes]:
 
 def test_start_up_sweeps_temporary_files_of_killed_writes_only(tmp_path: Path) -> None:
     root = tmp_path / "images"
-    killed = _stuck_writer(root, KEY)
-    killed.kill()
-    killed.wait()
+    # Keys of every spelling: from before output options, and per options.
+    webp_key = image_key(UUID(int=5), 3, OutputOptions(format="webp", quality=76, max_size=2048))
+    for key in (KEY, webp_key):
+        killed = _stuck_writer(root, key)
+        killed.kill()
+        killed.wait()
     other_key = image_key(UUID(int=7), 8, OutputOptions())
     alive = _stuck_writer(root, other_key)
     try:
         before = sorted(path.name for path in root.glob("*/.*.tmp"))
-        assert len(before) == 2
+        assert len(before) == 3
         open_services(Settings(data_dir=tmp_path)).engine.dispose()  # a start-up
         left = sorted(path.name for path in root.glob("*/.*.tmp"))
         assert left == [name for name in before if f".{alive.pid}." in name]
     finally:
         alive.kill()
         alive.wait()
-    assert not (root / KEY).exists()
+    assert not (root / KEY).exists() and not (root / webp_key).exists()
 
 
 def test_s3_objects_carry_jpeg_type_and_long_cache(moto_s3: MotoS3, photo: bytes) -> None:

@@ -1,6 +1,6 @@
 """Output images as files under one directory, served by the API at ``GET /files/{key}``.
 
-A write goes to a temporary sibling, ``.<seq>.jpg.<pid>.<random>.tmp``, renamed over the
+A write goes to a temporary sibling, ``.<file name>.<pid>.<random>.tmp``, renamed over the
 target when complete. A process killed mid-write leaves its temporary file; start-up
 sweeps those whose writer is gone (its pid is not running), or that are older than any
 write takes (a writer on another machine sharing the disk), never a live write's.
@@ -27,7 +27,11 @@ from imgbatch.storage.base import Storage, validate_key
 
 log = logging.getLogger(__name__)
 
-_TEMPORARY = re.compile(r"\.[0-9]{1,19}\.jpg\.(?P<pid>[0-9]+)\.[^.]+\.tmp")
+# ".<output file name>.<pid>.<random>.tmp", the output file name as keys spell it (with
+# or without the options part: "12.jpg", "12-webp-q76-max2048.webp").
+_TEMPORARY = re.compile(
+    r"\.[0-9]{1,19}(?:-[a-z0-9-]+)?\.(?:jpg|webp|avif)\.(?P<pid>[0-9]+)\.[^.]+\.tmp"
+)
 # No write of one image takes this long: a temporary file this old is orphaned wherever
 # its writer ran.
 ORPHAN_SECONDS = 3600

@@ -217,10 +217,13 @@ def test_cancel_then_retry_resumes(
         final = wait_terminal(client, request_id)
         assert final["status"] == "cancelled"
         assert final["processed_images"] + final["failed_images"] < final["total_images"]
+        done = final["processed_images"] + final["failed_images"]
+        assert final["cancelled_images"] == final["total_images"] - done > 0
         assert client.get(f"/api/v1/requests/{request_id}/output.csv").status_code == 200
         photo_origin.delay = 0
         assert client.post(f"/api/v1/requests/{request_id}/retry").status_code == 202
-        assert wait_terminal(client, request_id)["status"] == "completed"
+        again = wait_terminal(client, request_id)
+        assert again["status"] == "completed" and again["cancelled_images"] == 0
 
 
 def test_retry_failed_images(service: Service, photo_origin: Origin, photos: list[Path]) -> None:

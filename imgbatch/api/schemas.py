@@ -38,6 +38,7 @@ class StatusBody(BaseModel):
     reused_images: int = Field(
         description="succeeded images whose output came from an earlier identical input"
     )
+    cancelled_images: int = Field(description="images cancelled before they finished")
     progress: float = Field(
         validation_alias=AliasChoices("progress", "total_images"),
         description="(processed + failed) / total, 0..1",

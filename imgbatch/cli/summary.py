@@ -25,7 +25,7 @@ def say(line: str) -> None:
 def counts(request: Request) -> str:
     """``3 of 6 images succeeded (1 reused unchanged), 2 failed, 1 cancelled``."""
     reused = request.reused_images  # outputs of unchanged inputs (SPEC §9)
-    cancelled = int(getattr(request, "cancelled_images", 0) or 0)
+    cancelled = request.cancelled_images
     text = f"{request.processed_images} of {request.total_images} images succeeded"
     if reused:
         text += f" ({reused} reused unchanged)"

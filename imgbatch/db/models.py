@@ -97,6 +97,8 @@ class Request(Base):
     output_bytes: Mapped[int] = mapped_column(Integer, default=0)
     # Succeeded images whose output came from an earlier identical input (SPEC §9).
     reused_images: Mapped[int] = mapped_column(Integer, default=0)
+    # Images cancelled (pending or in flight when the request was cancelled).
+    cancelled_images: Mapped[int] = mapped_column(Integer, default=0)
     # The output options (SPEC §10) as ``OutputOptions`` JSON: quality, format, max_size.
     # Null on requests stored before options existed: JPEG at IMGBATCH_QUALITY, full size.
     options: Mapped[dict[str, Any] | None]

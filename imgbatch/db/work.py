@@ -219,7 +219,7 @@ def cancel_request(engine: Engine, *, request_id: str) -> bool:
         .exists()
     )
     with write_tx(engine) as conn:
-        conn.execute(
+        cancelled = conn.execute(
             update(Image)
             .where(
                 Image.request_id == request_id,
@@ -229,12 +229,16 @@ def cancel_request(engine: Engine, *, request_id: str) -> bool:
             .values(
                 status=ImageStatus.CANCELLED, lease_expires_at=None, lease_owner=None, claim=None
             )
-        )
+        ).rowcount
         won = conn.execute(
             update(Request)
             .where(Request.id == request_id, Request.status.in_(ACTIVE_STATUSES))
             .values(
-                status=RequestStatus.CANCELLED, finished_at=now, updated_at=now, **_webhook_due(now)
+                status=RequestStatus.CANCELLED,
+                cancelled_images=Request.cancelled_images + cancelled,
+                finished_at=now,
+                updated_at=now,
+                **_webhook_due(now),
             )
             .returning(Request.id)
         ).first()
@@ -276,6 +280,7 @@ def retry_request(engine: Engine, *, request_id: str) -> int:
             .values(
                 status=RequestStatus.PENDING,
                 failed_images=0,  # every failed image is pending again
+                cancelled_images=0,  # and so is every cancelled one, when it was cancelled
                 finished_at=None,
                 updated_at=now,
                 webhook_status=None,

@@ -16,13 +16,11 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import psutil
-import psycopg
 import pytest
 import yaml
 from fastapi.testclient import TestClient
@@ -36,7 +34,7 @@ from imgbatch.db.models import Image as ImageRow
 from imgbatch.db.reads import get_request
 from imgbatch.options import OutputOptions
 from imgbatch.storage import image_key
-from tests.databases import PG_ADMIN
+from tests.databases import database_outage
 from tests.helpers import IMGBATCH, TERMINAL, csv_bytes, free_port, wait_terminal, wait_until
 from tests.modes import AMQP_URL, Backend, Fleet, Worker, aws_test_env
 from tests.origin import Origin
@@ -106,22 +104,6 @@ def image_rows(database_url: str, request_id: str) -> list[tuple[int, str, str |
         return [(seq, status, key, attempts) for seq, status, key, attempts in rows]
     finally:
         engine.dispose()
-
-
-@contextmanager
-def database_outage(database_url: str) -> Iterator[None]:
-    """What a PostgreSQL restart does to the workers: every connection cut, and new ones
-    refused until it is back (only this test's database, never the shared server)."""
-    name = database_url.rsplit("/", 1)[1]
-    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-        admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
-        admin.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,)
-        )
-        try:
-            yield
-        finally:
-            admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
 
 
 def base_values(tmp_path: Path, origin: Origin, **overrides: Any) -> dict[str, Any]:

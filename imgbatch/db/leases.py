@@ -154,8 +154,14 @@ def start_chunk(
     """
     now = utcnow()
     with write_tx(engine) as conn:
+        # Locked, so what is read is what is written: without the lock, a reap committed
+        # between this read and the update below left the images pending, uncounted, and
+        # yet downloaded by this chunk (PostgreSQL re-checks the filter after the wait).
         rows = conn.execute(
-            select(Image.seq, Image.url, Image.attempts).where(chunk_rows(chunk))
+            select(Image.seq, Image.url, Image.attempts)
+            .where(chunk_rows(chunk))
+            .order_by(Image.seq)
+            .with_for_update()
         ).all()
         worn_out = [seq for seq, _, attempts in rows if attempts >= MAX_ATTEMPTS]
         suspects = [seq for seq, _, attempts in rows if 0 < attempts < MAX_ATTEMPTS]

@@ -10,17 +10,20 @@ its chunk download.
 
 from __future__ import annotations
 
+import logging
 import os
+import time
 from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy.exc
 from celery import signals
+from sqlalchemy import Engine
 
 from imgbatch.config import Settings
 from imgbatch.db.engine import make_engine
 from imgbatch.db.models import RunnerKind
-from imgbatch.db.runners import register_runner, unregister_runner
+from imgbatch.db.runners import Me, register_runner, unregister_runner
 from imgbatch.db.work import Chunk
 from imgbatch.dispatch import worker_process
 from imgbatch.dispatch.celery_app import TASK_NAME, create_celery
@@ -35,6 +38,8 @@ RETRY_ON: tuple[type[Exception], ...] = (
     sqlalchemy.exc.TimeoutError,
     ConnectionError,
 )
+
+log = logging.getLogger(__name__)
 
 _upkeep: Upkeep | None = None
 
@@ -60,12 +65,29 @@ def register_task(app: Any) -> None:
 
 def _start_pool_process(app: Any, settings: Settings) -> None:
     global _upkeep
+    owner = os.getppid()
     engine = make_engine(settings.effective_database_url, pool_size=1)
-    me = register_runner(engine, kind=RunnerKind.WORKER, processes=1)
-    worker_process.start(settings, os.getppid(), me.id)
+    me = _register_when_database_answers(engine, owner)
+    worker_process.start(settings, owner, me.id)
     runner = CeleryRunner(engine, settings, app)
     _upkeep = Upkeep(engine, settings, runner, me, poll_seconds=beat_seconds(settings))
     _upkeep.start()
+
+
+def _register_when_database_answers(engine: Engine, owner: int) -> Me:
+    """Register this pool process, waiting out a database outage: Celery logs and
+    swallows an error raised here, and would leave a process that fails every chunk
+    it is given and runs no upkeep. Chunks sent to it wait until it is registered."""
+    pause = 0.5
+    while True:
+        try:
+            return register_runner(engine, kind=RunnerKind.WORKER, processes=1)
+        except RETRY_ON as error:
+            log.warning("cannot register this worker process yet (%s); retrying", error)
+        if os.getppid() != owner:  # the worker died while this one waited
+            os._exit(1)
+        time.sleep(pause)
+        pause = min(2 * pause, 5.0)
 
 
 def _stop_pool_process() -> None:

@@ -76,9 +76,10 @@ class Settings(BaseSettings):
     webhook_timeout: float = Field(default=10.0, gt=0)
 
     lease_seconds: int = Field(default=120, ge=5)
-    # Images per unit of work ("process a chunk"), and chunks in flight per request.
+    # Images per unit of work ("process a chunk"), and chunks in flight per request
+    # (None: two per live worker process, see dispatch/policy.py).
     chunk_size: int = Field(default=16, ge=1, le=1000)
-    chunks_per_request: int = Field(default=2, ge=1)
+    chunks_per_request: int | None = Field(default=None, ge=1)
     # The Celery queue chunks travel on: deployments (or test runs) sharing a broker each
     # take their own.
     celery_queue: str = Field(default="imgbatch", min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$")

@@ -106,3 +106,35 @@ def test_cancel_stops_downloads_and_stores_of_claimed_work(
         f"{len(stored_before)} outputs stored before it and deleted after; "
         f"{len(stored)} outputs left, {len(cancelled_seqs)} images cancelled"
     )
+
+
+def test_by_default_a_request_has_two_chunks_in_flight_per_worker_process(
+    tmp_path: Path, photo_origin: Origin, photos: list[Path]
+) -> None:
+    photo_origin.delay = 0.5  # chunks stay in flight long enough to be counted
+    urls = [photo_origin.url(f"/photos/{photos[i % len(photos)].name}?w={i}") for i in range(40)]
+    rows = [(i + 1, f"SKU{i}", urls[i * 4 : i * 4 + 4]) for i in range(10)]
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        allow_private_networks=f"127.0.0.1:{photo_origin.port}",
+        workers=2,
+        chunk_size=2,
+        fetch_retries=0,
+    )
+    seen: list[int] = []
+
+    def in_flight() -> int:
+        with read_tx(engine) as conn:
+            rows = conn.execute(select(Image.seq).where(Image.status == "processing")).all()
+        seen.append(len(rows))
+        return len(rows)
+
+    with TestClient(create_app(settings)) as client:
+        engine = make_engine(settings.effective_database_url, pool_size=1)
+        body = client.post("/api/v1/requests", files={"file": ("a.csv", csv_bytes(rows))}).json()
+        # 2 processes x 2 chunks x 2 images: one chunk runs and one waits in each process.
+        wait_until(lambda: in_flight() == 8, timeout=60, interval=0.02)
+        final = wait_terminal(client, body["request_id"], timeout=120)
+        engine.dispose()
+    assert final["status"] == "completed", final
+    assert max(seen) == 8, seen

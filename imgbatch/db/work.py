@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Connection, Engine, and_, case, select, update
+from sqlalchemy import ColumnElement, Connection, Engine, and_, bindparam, case, select, update
 
 from imgbatch.db.engine import read_tx, utcnow, write_tx
 from imgbatch.db.models import (
@@ -94,45 +94,75 @@ def record_results(engine: Engine, *, request_id: str, results: Sequence[ImageRe
         return record_in(conn, request_id=request_id, results=results, now=utcnow())
 
 
+# One statement for every image of a chunk, run as an executemany: built once, so
+# SQLAlchemy compiles it once rather than once per image.
+_RECORD_IMAGE = (
+    update(Image)
+    .where(
+        Image.request_id == bindparam("b_request_id"),
+        Image.seq == bindparam("b_seq"),
+        Image.status == ImageStatus.PROCESSING,
+    )
+    .values(
+        status=bindparam("b_status"),
+        input_bytes=bindparam("b_input_bytes"),
+        output_bytes=bindparam("b_output_bytes"),
+        output_key=bindparam("b_output_key"),
+        reused=bindparam("b_reused"),
+        error_code=bindparam("b_error_code"),
+        error=bindparam("b_error"),
+        lease_expires_at=None,
+        lease_owner=None,
+        claim=None,
+    )
+)
+
+
 def record_in(
     conn: Connection, *, request_id: str, results: Sequence[ImageResult], now: datetime
 ) -> bool:
     """:func:`record_results` inside the caller's transaction."""
-    succeeded = failed = reused = bytes_in = bytes_out = 0
-    for result in results:
-        values = {
-            "status": ImageStatus.SUCCEEDED if result.succeeded else ImageStatus.FAILED,
-            "input_bytes": result.input_bytes,
-            "output_bytes": result.output_bytes,
-            "output_key": result.output_key,
-            "reused": result.reused,
-            "error_code": result.error_code,
-            "error": result.error,
-            "lease_expires_at": None,
-            "lease_owner": None,
-            "claim": None,
-        }
-        copies = conn.execute(
-            update(Image)
+    by_seq = {result.seq: result for result in results}
+    # Locked in seq order (as a chunk start locks them), so what is read here is what the
+    # update below changes: images already recorded or cancelled are left out.
+    open_rows = (
+        conn.execute(
+            select(Image.seq, Image.copies)
             .where(
                 Image.request_id == request_id,
-                Image.seq == result.seq,
+                Image.seq.in_(by_seq),
                 Image.status == ImageStatus.PROCESSING,
             )
-            .values(**values)
-            .returning(Image.copies)
-        ).scalar_one_or_none()
-        if copies is None:
-            continue  # already recorded, or cancelled meanwhile
+            .order_by(Image.seq)
+            .with_for_update()
+        ).all()
+        if by_seq
+        else []
+    )
+    if open_rows:
+        conn.execute(
+            _RECORD_IMAGE,
+            [
+                {"b_request_id": request_id, "b_seq": seq}
+                | {f"b_{name}": value for name, value in _result_values(by_seq[seq]).items()}
+                for seq, _ in open_rows
+            ],
+        )
+    succeeded = failed = reused = bytes_in = bytes_out = 0
+    for seq, copies in open_rows:
+        result = by_seq[seq]
         if copies:
+            # The same URL later in the request: it gets this image's result.
             conn.execute(
                 update(Image)
                 .where(
                     Image.request_id == request_id,
-                    Image.source_seq == result.seq,
+                    Image.source_seq == seq,
                     Image.status == ImageStatus.PENDING,
                 )
-                .values(**values)
+                .values(
+                    **_result_values(result), lease_expires_at=None, lease_owner=None, claim=None
+                )
             )
         count = 1 + copies
         if result.succeeded:
@@ -157,6 +187,19 @@ def record_in(
             )
         )
     return _finalise(conn, request_id=request_id, now=now)
+
+
+def _result_values(result: ImageResult) -> dict[str, object]:
+    """The columns a result sets on its image (and on the image's copies)."""
+    return {
+        "status": ImageStatus.SUCCEEDED if result.succeeded else ImageStatus.FAILED,
+        "input_bytes": result.input_bytes,
+        "output_bytes": result.output_bytes,
+        "output_key": result.output_key,
+        "reused": result.reused,
+        "error_code": result.error_code,
+        "error": result.error,
+    }
 
 
 def _finalise(conn: Connection, *, request_id: str, now: datetime) -> bool:

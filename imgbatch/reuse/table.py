@@ -7,6 +7,7 @@ download the same new URL or bytes at once leave one row each, and neither fails
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -144,7 +145,18 @@ def _upsert(
     rows: dict[tuple[str, str], dict[str, Any]],
 ) -> None:
     values = [rows[key] for key in sorted(rows)]
-    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    statement = insert(table).values(values)
-    changed = {name: statement.excluded[name] for name in values[0] if name not in keys}
-    conn.execute(statement.on_conflict_do_update(index_elements=list(keys), set_=changed))
+    conn.execute(_upsert_statement(conn.dialect.name, table, keys), values)
+
+
+@functools.cache
+def _upsert_statement(dialect: str, table: Table, keys: tuple[str, ...]) -> Any:
+    """One upsert per table, run as an executemany: built once and so compiled once (a
+    multi-row VALUES differs with every chunk's row count, and compiles every time)."""
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(table)
+    changed = {
+        column.name: statement.excluded[column.name]
+        for column in table.columns
+        if column.name not in keys
+    }
+    return statement.on_conflict_do_update(index_elements=list(keys), set_=changed)

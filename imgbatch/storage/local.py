@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import logging
 import os
 import re
@@ -57,6 +58,10 @@ class LocalStorage(Storage):
     def __str__(self) -> str:
         return self.root.as_uri()
 
+    @functools.cached_property
+    def _real_root(self) -> Path:
+        return self.root.resolve()  # once: resolving walks every component of the path
+
     def path_for(self, key: str) -> Path:
         """The file of ``key``, which may not exist yet.
 
@@ -65,7 +70,7 @@ class LocalStorage(Storage):
         """
         path = self.root / validate_key(key)
         # Belt and braces: the key pattern already forbids escaping the root.
-        if not path.resolve().is_relative_to(self.root.resolve()):
+        if not path.resolve().is_relative_to(self._real_root):
             raise ValueError(f"storage key {key!r} escapes the storage root")
         return path
 

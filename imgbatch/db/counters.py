@@ -6,6 +6,7 @@ the whole table, which holds a few dozen rows whatever the volume of work.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -25,18 +26,22 @@ def add_counts(engine: Engine, increments: Mapping[Key, float]) -> None:
     writers lock the rows in the same order."""
     if not increments:
         return
+    rows = [
+        {"name": name, "labels": labels, "value": amount}
+        for (name, labels), amount in sorted(increments.items())
+    ]
     with write_tx(engine) as conn:
-        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-        for (name, labels), amount in sorted(increments.items()):
-            statement: Any = dialect.insert(MetricCounter).values(
-                name=name, labels=labels, value=amount
-            )
-            conn.execute(
-                statement.on_conflict_do_update(
-                    index_elements=["name", "labels"],
-                    set_={"value": MetricCounter.value + amount},
-                )
-            )
+        conn.execute(_add_statement(conn.dialect.name), rows)
+
+
+@functools.cache
+def _add_statement(dialect: str) -> Any:
+    """The upsert of one counter, built once and run as an executemany."""
+    insert: Any = (postgresql if dialect == "postgresql" else sqlite).insert(MetricCounter)
+    return insert.on_conflict_do_update(
+        index_elements=["name", "labels"],
+        set_={"value": MetricCounter.value + insert.excluded.value},
+    )
 
 
 def read_counts(engine: Engine) -> dict[Key, float]:

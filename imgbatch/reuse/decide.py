@@ -29,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import TypeVar
@@ -39,6 +39,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from imgbatch.db.engine import utcnow
 from imgbatch.db.work import ChunkImage, ImageResult
+from imgbatch.errors import ImageError
 from imgbatch.fetch import Fetched, Fetcher, GoOn
 from imgbatch.options import OutputOptions
 from imgbatch.reuse.freshness import CachePolicy, read_policy
@@ -58,6 +59,9 @@ from imgbatch.work_metrics import ChunkTally
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+CopyPair = tuple[str, str]  # (source key, target key)
+Copied = bool | ImageError  # Storage.copy's answer, or the store failure it raised
 
 # Compress ``content`` under the options and store it under ``key`` unless ``go_on`` says
 # the request was cancelled (then raise ``Stopped``); returns the output's size in bytes.
@@ -80,6 +84,8 @@ class Reuser:
         self._inputs: Coalesced[InputKey, tuple[str, int]] = Coalesced(
             partial(known_outputs, self.engine)
         )
+        # A chunk's fresh images all copy at once: one thread hop for all their links.
+        self._copies: Coalesced[CopyPair, Copied] = Coalesced(self._copy_all)
 
     async def image(
         self,
@@ -161,7 +167,24 @@ class Reuser:
 
     async def _copy(self, source: str, target: str, tally: ChunkTally) -> bool:
         with tally.timing("store"):
-            return await asyncio.to_thread(self.storage.copy, source, target)
+            if not self.storage.local_copies:  # a round trip each: run them side by side
+                return await asyncio.to_thread(self.storage.copy, source, target)
+            copied = await self._copies.get((source, target))
+        if isinstance(copied, ImageError):
+            raise copied
+        return bool(copied)
+
+    def _copy_all(
+        self, pairs: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], bool | ImageError]:
+        """Each (source, target) copied, or the store failure it met."""
+        done: dict[tuple[str, str], bool | ImageError] = {}
+        for source, target in pairs:
+            try:
+                done[source, target] = self.storage.copy(source, target)
+            except ImageError as error:
+                done[source, target] = error
+        return done
 
     @staticmethod
     def _policy(fetched: Fetched) -> CachePolicy:

@@ -53,6 +53,9 @@ class Storage(ABC):
 
     #: This backend's exceptions that mean "the store failed"; mapped to STORAGE_ERROR.
     failures: ClassVar[tuple[type[Exception], ...]] = ()
+    #: A copy costs a few system calls, not a round trip: a chunk's copies run one after
+    #: another in one thread, rather than each in a thread of its own.
+    local_copies: ClassVar[bool] = False
 
     def put(self, key: str, data: bytes) -> None:
         """Store ``data`` under ``key``, replacing what is there.

@@ -40,6 +40,7 @@ ORPHAN_SECONDS = 3600
 
 class LocalStorage(Storage):
     failures = (OSError,)
+    local_copies = True  # a hard link
 
     def __init__(self, root: Path, *, public_url: str) -> None:
         if not root.is_absolute():

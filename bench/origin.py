@@ -35,6 +35,15 @@ def serve(
     answered = [0]  # image requests so far
     lock = threading.Lock()
 
+    # Kept like a real origin keeps them (file metadata), not hashed again per request:
+    # the origin shares the cores with what is measured.
+    etags: dict[str, str] = {}
+
+    def etag_of(path: str, body: bytes) -> str:
+        if path not in etags:
+            etags[path] = f'"{hashlib.sha256(body).hexdigest()[:16]}"'
+        return etags[path]
+
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
@@ -59,7 +68,7 @@ def serve(
             headers = {"Content-Type": "image/jpeg"}
             if cache_control is not None:
                 headers["Cache-Control"] = cache_control
-                headers["ETag"] = f'"{hashlib.sha256(body).hexdigest()[:16]}"'
+                headers["ETag"] = etag_of(self.path, body)
                 if self.headers.get("If-None-Match") == headers["ETag"]:
                     self._send(304, b"", headers)
                     return

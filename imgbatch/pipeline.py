@@ -17,6 +17,7 @@ from functools import partial
 import sqlalchemy.exc
 from sqlalchemy import Engine
 
+from imgbatch.coalesced import Coalesced
 from imgbatch.config import Settings
 from imgbatch.db.leases import start_chunk
 from imgbatch.db.reads import options_of
@@ -24,9 +25,9 @@ from imgbatch.db.work import (
     Chunk,
     ChunkImage,
     ImageResult,
+    active_requests,
     cancelled_seqs,
     record_results,
-    request_is_active,
 )
 from imgbatch.errors import ErrorCode, ImageError
 from imgbatch.fetch import Fetcher, GoOn, Stopped
@@ -93,8 +94,8 @@ async def process_chunk(bench: Workbench, chunk: Chunk, *, owner: str) -> bool:
     """Run one chunk to the end in the runner ``owner``; True when it finished its request.
 
     A cancel stops it: each download and each store first asks whether the request is
-    still active (one primary-key read), and an output stored while a cancel landed is
-    deleted again once the results are recorded.
+    still active (one primary-key read, shared by the images that ask at once), and an
+    output stored while a cancel landed is deleted again once the results are recorded.
     """
     images, finished = await asyncio.to_thread(
         start_chunk,
@@ -109,11 +110,12 @@ async def process_chunk(bench: Workbench, chunk: Chunk, *, owner: str) -> bool:
         options_of, bench.engine, bench.settings, request_id=chunk.request_id
     )
 
+    # The images that ask at once share one read, made after each of them asked.
+    active = Coalesced(partial(active_requests, bench.engine))
+
     async def go_on() -> bool:
         try:
-            return await asyncio.to_thread(
-                request_is_active, bench.engine, request_id=chunk.request_id
-            )
+            return bool(await active.get(chunk.request_id))
         except sqlalchemy.exc.SQLAlchemyError:
             return True  # cannot tell now; the record is conditional, and undone if need be
 

@@ -65,13 +65,14 @@ def chunk_rows(chunk: Chunk) -> ColumnElement[bool]:
     )
 
 
-def request_is_active(engine: Engine, *, request_id: str) -> bool:
-    """One primary-key read: a running chunk asks it before each download and store."""
+def active_requests(engine: Engine, request_ids: Sequence[str]) -> dict[str, bool]:
+    """Which of ``request_ids`` are still active: running chunks ask it (coalesced)
+    before each download and store."""
     with read_tx(engine) as conn:
-        status = conn.execute(
-            select(Request.status).where(Request.id == request_id)
-        ).scalar_one_or_none()
-    return status in ACTIVE_STATUSES
+        rows = conn.execute(
+            select(Request.id, Request.status).where(Request.id.in_(request_ids))
+        ).all()
+    return {request_id: status in ACTIVE_STATUSES for request_id, status in rows}
 
 
 def cancelled_seqs(engine: Engine, *, request_id: str, seqs: Sequence[int]) -> list[int]:

@@ -37,13 +37,13 @@ from typing import TypeVar
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from imgbatch.coalesced import Coalesced
 from imgbatch.db.engine import utcnow
 from imgbatch.db.work import ChunkImage, ImageResult
 from imgbatch.errors import ImageError
 from imgbatch.fetch import Fetched, Fetcher, GoOn
 from imgbatch.options import OutputOptions
 from imgbatch.reuse.freshness import CachePolicy, read_policy
-from imgbatch.reuse.lookups import Coalesced
 from imgbatch.reuse.table import (
     CacheRecord,
     InputKey,

@@ -1,5 +1,7 @@
-"""Lookups made together answered by one query: a chunk's images all ask the cache at
-the same moment, and one ``IN (…)`` read costs about what one row's read does.
+"""Lookups made together answered by one query: a chunk's images all ask (the re-run
+cache, whether their request is still active) at the same moment, and one ``IN (…)``
+read costs about what one row's read does. Each answer comes from a query that started
+after its question was asked, so it is never older than an answer of its own query.
 
 ``Coalesced.get`` parks the caller; the first caller of a turn of the event loop also
 schedules the flush, which runs after every other task ready in that turn has asked.

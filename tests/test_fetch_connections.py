@@ -1,0 +1,95 @@
+"""Pooled connections to an origin: kept while the server keeps them, dropped (and the
+download still made, on a new connection) once the server has closed them while idle."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from imgbatch.config import Settings
+from imgbatch.fetch import AddressPolicy, Fetcher
+
+pytestmark = pytest.mark.anyio
+
+IMAGE = b"\xff\xd8\xff\xe0" + b"pixels" * 100
+ANSWER = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nContent-Length: "
+    + str(len(IMAGE)).encode()
+    + b"\r\n\r\n"
+    + IMAGE
+)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+class KeepAliveServer:
+    """Answers every request on a connection with the image, keeping the connection
+    open; with ``close_after_answer`` it closes each connection once it has answered
+    (with no ``Connection: close``: the client learns of it only from the socket)."""
+
+    def __init__(self, *, close_after_answer: bool) -> None:
+        self.close_after_answer = close_after_answer
+        self.connections = 0
+        self.requests = 0
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        with conn:
+            buffered = b""
+            while True:
+                while b"\r\n\r\n" not in buffered:
+                    data = conn.recv(65536)
+                    if not data:
+                        return
+                    buffered += data
+                _, _, buffered = buffered.partition(b"\r\n\r\n")
+                self.requests += 1
+                conn.sendall(ANSWER)
+                if self.close_after_answer:
+                    return
+
+    def close(self) -> None:
+        self._listener.close()
+
+
+@pytest.fixture(params=[False, True], ids=["kept", "closed-by-server"])
+def server(request: pytest.FixtureRequest) -> Iterator[KeepAliveServer]:
+    server = KeepAliveServer(close_after_answer=request.param)
+    yield server
+    server.close()
+
+
+async def test_an_idle_connection_is_reused_until_the_server_closes_it(
+    server: KeepAliveServer,
+) -> None:
+    fetcher = Fetcher(
+        Settings(fetch_retries=0, fetch_timeout=5.0),
+        policy=AddressPolicy([f"127.0.0.1:{server.port}"]),
+    )
+    try:
+        for n in range(3):
+            fetched = await fetcher.fetch(f"http://127.0.0.1:{server.port}/{n}.jpg")
+            assert fetched.content == IMAGE
+            await asyncio.sleep(0.1)  # a server's close reaches our socket meanwhile
+    finally:
+        await fetcher.aclose()
+    assert server.requests == 3
+    assert server.connections == (3 if server.close_after_answer else 1)

@@ -91,8 +91,10 @@ def csv_text(urls_per_row: Sequence[Sequence[str]]) -> str:
 
 
 def distinct_urls(base: str, count: int, names: Sequence[str] | None = None) -> list[str]:
+    """``count`` different inputs: other URLs *and* other bytes (``/u/``), so none of them
+    is reused from another by the re-run cache's content hash (SPEC §9)."""
     names = names or photo_names()
-    return [f"{base}/p/{i}/{names[i % len(names)]}" for i in range(count)]
+    return [f"{base}/u/{i}/{names[i % len(names)]}" for i in range(count)]
 
 
 def bench_env(data_dir: Path, **extra: str) -> dict[str, str]:

@@ -45,7 +45,7 @@ def mixed_rows(base: str, count: int, large: list[str], salt: str) -> list[list[
     urls = []
     for i in range(count):
         name = large[i % len(large)] if i % 4 == 0 else small[i % len(small)]
-        urls.append(f"{base}/p/{salt}{i}/{name}")
+        urls.append(f"{base}/u/{salt}{i}/{name}")  # other bytes too: nothing is reused
     return [urls[i : i + 4] for i in range(0, count, 4)]
 
 

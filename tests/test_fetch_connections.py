@@ -93,3 +93,23 @@ async def test_an_idle_connection_is_reused_until_the_server_closes_it(
         await fetcher.aclose()
     assert server.requests == 3
     assert server.connections == (3 if server.close_after_answer else 1)
+
+
+async def test_a_full_pool_closes_an_idle_connection_to_reach_another_origin() -> None:
+    first, second = (KeepAliveServer(close_after_answer=False) for _ in range(2))
+    fetcher = Fetcher(
+        Settings(fetch_retries=0, fetch_timeout=5.0, fetch_concurrency=1),
+        policy=AddressPolicy([f"127.0.0.1:{first.port}", f"127.0.0.1:{second.port}"]),
+    )
+    try:
+        for server in (first, second, first):
+            fetched = await fetcher.fetch(f"http://127.0.0.1:{server.port}/a.jpg")
+            assert fetched.content == IMAGE
+    finally:
+        await fetcher.aclose()
+        first.close()
+        second.close()
+    # One connection at most: the first origin's idle one gave way to the second's, and
+    # the third download opened the first origin's again.
+    assert (first.connections, second.connections) == (2, 1)
+    assert (first.requests, second.requests) == (2, 1)

@@ -2,6 +2,7 @@
 
 addresses.py   AddressPolicy: which addresses may be reached (IANA special-purpose lists)
 transport.py   safe_async_client: an httpx client that checks and pins every connection
+pool.py        LinearPool: httpcore's connection pool without its quadratic bookkeeping
 failures.py    every download failure mapped to an ImageError, in one place
 fetcher.py     Fetcher: limits, redirects hop by hop, retries, per-host politeness
 """

@@ -22,6 +22,7 @@ import httpcore
 import httpx
 
 from imgbatch.fetch.addresses import AddressPolicy
+from imgbatch.fetch.pool import LinearPool
 
 # (host, port) -> the addresses the host resolves to, in the order to try them.
 Resolver = Callable[[str, int], Awaitable[Sequence[str]]]
@@ -191,7 +192,7 @@ class PinnedTransport(httpx.AsyncHTTPTransport):
         context = httpx.create_ssl_context(verify=verify, trust_env=False)
         super().__init__(verify=context, trust_env=False, limits=limits)
         # httpx has no setting for the network backend, so the pool is built again with it.
-        self._pool = httpcore.AsyncConnectionPool(
+        self._pool = LinearPool(
             ssl_context=context,
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,

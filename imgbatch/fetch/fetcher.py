@@ -222,7 +222,8 @@ class Fetcher:
         current = url
         headers = {**self._headers, **conditions}
         for hop in range(MAX_REDIRECTS + 1):
-            self._policy.check_url(current)
+            if hop:  # fetch() checked the first URL already
+                self._policy.check_url(current)
             requested_at = datetime.now(UTC)
             async with self._client.stream("GET", current, headers=headers) as response:
                 location = response.headers.get("Location")

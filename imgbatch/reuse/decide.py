@@ -174,11 +174,9 @@ class Reuser:
             raise copied
         return bool(copied)
 
-    def _copy_all(
-        self, pairs: Sequence[tuple[str, str]]
-    ) -> dict[tuple[str, str], bool | ImageError]:
+    def _copy_all(self, pairs: Sequence[CopyPair]) -> dict[CopyPair, Copied]:
         """Each (source, target) copied, or the store failure it met."""
-        done: dict[tuple[str, str], bool | ImageError] = {}
+        done: dict[CopyPair, Copied] = {}
         for source, target in pairs:
             try:
                 done[source, target] = self.storage.copy(source, target)

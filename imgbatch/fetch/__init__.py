@@ -1,8 +1,8 @@
 """The safe downloader: fetch image URLs from public addresses only, within limits.
 
 addresses.py   AddressPolicy: which addresses may be reached (IANA special-purpose lists)
-transport.py   safe_async_client: an httpx client that checks and pins every connection
-pool.py        LinearPool: httpcore's connection pool without its quadratic bookkeeping
+session.py     safe_session: the downloads' aiohttp session, every socket checked and pinned
+transport.py   safe_async_client: the webhooks' httpx client, checked and pinned the same way
 failures.py    every download failure mapped to an ImageError, in one place
 fetcher.py     Fetcher: limits, redirects hop by hop, retries, per-host politeness
 """

@@ -1,9 +1,10 @@
 """Every way a download fails, mapped to an ImageError in one place.
 
 The fetcher raises the small exceptions below for what it decides itself (a bad status,
-too many redirects, too large, out of time); the transport raises AddressBlocked and
-NameNotResolved; httpx raises the rest. ``as_image_error`` turns any of them into the
-ImageError recorded on the image, and its ``retryable`` flag is what the retry loop obeys.
+too many redirects, too large, out of time); the connection checks raise AddressBlocked
+and NameNotResolved; aiohttp (downloads) and httpx (webhooks) raise the rest.
+``as_image_error`` turns any of them into the ImageError recorded on the image, and its
+``retryable`` flag is what the retry loop obeys.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import email.utils
 import time
 from http import HTTPStatus
 
+import aiohttp
 import httpx
 
 from imgbatch.errors import ErrorCode, ImageError
@@ -40,6 +42,10 @@ class TooLarge(Exception):
         super().__init__(f"larger than {limit} bytes")
         self.limit = limit
         self.declared = declared
+
+
+class BadEncoding(Exception):
+    """The body's Content-Encoding is one we cannot decode within the limit, or damaged."""
 
 
 class OutOfTime(Exception):
@@ -118,19 +124,24 @@ def as_image_error(exc: BaseException) -> ImageError | None:
                 f"the download did not finish within {exc.seconds:g} s",
                 retryable=True,
             )
-        case httpx.TimeoutException():
+        case aiohttp.ServerTimeoutError() | httpx.TimeoutException():
             return ImageError(
                 ErrorCode.TIMEOUT, "the server did not answer in time", retryable=True
             )
-        case httpx.InvalidURL() | httpx.UnsupportedProtocol():
+        case (
+            aiohttp.InvalidURL()
+            | aiohttp.NonHttpUrlClientError()
+            | httpx.InvalidURL()
+            | httpx.UnsupportedProtocol()
+        ):
             return ImageError(ErrorCode.INVALID_URL, f"not a valid http or https URL: {exc}")
-        case httpx.DecodingError():
+        case BadEncoding() | httpx.DecodingError():
             detail = f": {exc}" if str(exc) else ""
             return ImageError(
                 ErrorCode.CONNECTION_ERROR,
                 f"the server sent a body that could not be decoded{detail}",
             )
-        case httpx.TransportError():
+        case aiohttp.ClientError() | httpx.TransportError():
             detail = str(exc) or type(exc).__name__
             return ImageError(
                 ErrorCode.CONNECTION_ERROR,

@@ -17,10 +17,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from functools import partial
 from types import TracebackType
 
-import anyio
-import httpx
+import aiohttp
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -28,6 +28,7 @@ from tenacity import (
     stop_after_attempt,
     wait_exponential_jitter,
 )
+from yarl import URL
 
 from imgbatch.config import Settings
 from imgbatch.fetch.addresses import AddressPolicy
@@ -40,8 +41,9 @@ from imgbatch.fetch.failures import (
     parse_retry_after,
 )
 from imgbatch.fetch.inflate import BoundedDecoder
+from imgbatch.fetch.session import safe_session
 from imgbatch.fetch.sharelinks import direct_download_url, web_page_error
-from imgbatch.fetch.transport import Resolver, safe_async_client, system_resolver
+from imgbatch.fetch.transport import Resolver, system_resolver
 
 MAX_REDIRECTS = 5
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
@@ -142,13 +144,14 @@ class Fetcher:
             max=max(backoff_base, settings.fetch_retry_after_cap),
             jitter=backoff_base,
         )
-        self._client = safe_async_client(
+        self._make_session = partial(
+            safe_session,
             self._policy,
-            timeout=settings.fetch_timeout,
             max_connections=settings.fetch_concurrency,
             resolver=resolver,
             verify=verify,
         )
+        self._session: aiohttp.ClientSession | None = None  # made in the loop that uses it
         self._all_slots = asyncio.Semaphore(settings.fetch_concurrency)
         self._host_slots = _HostSlots(settings.fetch_per_host)
 
@@ -164,7 +167,14 @@ class Fetcher:
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        if self._session is not None:
+            await self._session.close()
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = self._make_session()
+        return self._session
 
     async def fetch(
         self,
@@ -209,11 +219,11 @@ class Fetcher:
     async def _attempt(
         self, url: str, go_on: GoOn | None, conditions: Mapping[str, str]
     ) -> Fetched:
-        async with self._host_slots.hold(httpx.URL(url).raw_host.decode()), self._all_slots:
+        async with self._host_slots.hold(URL(url).raw_host or ""), self._all_slots:
             if go_on is not None and not await go_on():
                 raise Stopped(url)
             try:
-                with anyio.fail_after(self._timeout):
+                async with asyncio.timeout(self._timeout):
                     return await self._follow(url, conditions)
             except TimeoutError as exc:
                 raise OutOfTime(self._timeout) from exc
@@ -225,15 +235,16 @@ class Fetcher:
             if hop:  # fetch() checked the first URL already
                 self._policy.check_url(current)
             requested_at = datetime.now(UTC)
-            async with self._client.stream("GET", current, headers=headers) as response:
+            answer = self.session.get(URL(current), headers=headers, allow_redirects=False)
+            async with answer as response:
                 location = response.headers.get("Location")
-                if response.status_code in REDIRECT_STATUSES and location:
-                    current = str(response.url.join(location))
+                if response.status in REDIRECT_STATUSES and location:
+                    current = str(response.url.join(URL(location)))
                     continue
                 found = response.headers
                 cache_headers = {name: found[name] for name in CACHE_HEADERS if name in found}
-                if response.status_code == 304 and conditions:
-                    await response.aread()  # (empty) read to its end: the connection is reused
+                if response.status == 304 and conditions:
+                    await response.read()  # (empty) read to its end: the connection is reused
                     return Fetched(
                         url=url,
                         final_url=str(response.url),
@@ -244,10 +255,10 @@ class Fetcher:
                         requested_at=requested_at,
                         redirected=hop > 0,
                     )
-                if not response.is_success:
+                if not 200 <= response.status < 300:
                     raise BadStatus(
-                        response.status_code,
-                        response.reason_phrase,
+                        response.status,
+                        response.reason or "",
                         parse_retry_after(response.headers.get("Retry-After")),
                     )
                 content = await self._read_capped(response)
@@ -262,14 +273,14 @@ class Fetcher:
                 )
         raise TooManyRedirects(MAX_REDIRECTS)
 
-    async def _read_capped(self, response: httpx.Response) -> bytes:
+    async def _read_capped(self, response: aiohttp.ClientResponse) -> bytes:
         declared = response.headers.get("Content-Length", "")
         if declared.isdigit() and int(declared) > self._max_bytes:
             raise TooLarge(self._max_bytes, int(declared))
-        # Raw bytes, decoded here within the limit: httpx would inflate a whole read at once.
+        # Raw bytes, decoded here within the limit (see inflate.py).
         decoder = BoundedDecoder(response.headers.get("Content-Encoding"), self._max_bytes)
         body = bytearray()
-        async for chunk in response.aiter_raw():
+        async for chunk in response.content.iter_any():
             body += decoder.feed(chunk)
         body += decoder.flush()
         return bytes(body)

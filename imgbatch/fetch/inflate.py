@@ -1,7 +1,7 @@
 """Decode a response body as it streams, never holding more than the image limit.
 
-httpx inflates each network read in one call: a 64 KiB read of a gzip bomb becomes
-64 MiB at once, before any size check can run. Here each read is inflated with an output
+An HTTP client inflates each network read in one call: a 64 KiB read of a gzip bomb
+becomes 64 MiB at once, before any size check can run. Here each read is inflated with an output
 bound of the room left under the limit, so a bomb stops at the limit whatever its ratio.
 We ask for ``identity``; gzip and deflate are still decoded because servers send them
 anyway. Any other encoding (br, zstd, stacked encodings) cannot be bounded here and is
@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import zlib
 
-import httpx
-
-from imgbatch.fetch.failures import TooLarge
+from imgbatch.fetch.failures import BadEncoding, TooLarge
 
 _GZIP_OR_ZLIB = 32 + zlib.MAX_WBITS  # zlib detects either header
 _RAW_DEFLATE = -zlib.MAX_WBITS
@@ -26,7 +24,7 @@ class BoundedDecoder:
     def __init__(self, content_encoding: str | None, limit: int) -> None:
         encoding = (content_encoding or "identity").strip().lower()
         if encoding not in ("identity", "gzip", "x-gzip", "deflate"):
-            raise httpx.DecodingError(
+            raise BadEncoding(
                 f"the server sent the body encoded as {encoding!r}, which we did not ask for"
             )
         self._limit = limit
@@ -43,7 +41,7 @@ class BoundedDecoder:
             out = self._inflater.decompress(chunk, room + 1)
         except zlib.error as exc:
             if not (self._deflate and not self._started):
-                raise httpx.DecodingError(f"the compressed body is damaged: {exc}") from exc
+                raise BadEncoding(f"the compressed body is damaged: {exc}") from exc
             # Some servers send raw deflate without the zlib header the standard asks for.
             self._inflater = zlib.decompressobj(_RAW_DEFLATE)
             return self.feed(chunk)

@@ -1,5 +1,8 @@
 """An httpx client whose every connection is checked against the address policy and pinned.
 
+The webhook sender's client (one call per request); image downloads go through
+``session.py``'s aiohttp session, which shares these exceptions and the resolver.
+
 The check runs where the socket is opened, on the addresses the name resolved to: a URL's
 text cannot be trusted (``http://2130706433/``, a name that resolves to 10.0.0.1) and a
 name checked once may resolve elsewhere a moment later (DNS rebinding). So the network
@@ -11,18 +14,15 @@ connected to; the Host header comes from the URL too.
 
 from __future__ import annotations
 
-import select
 import socket
 import ssl
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import Any
 
 import anyio
 import httpcore
 import httpx
 
 from imgbatch.fetch.addresses import AddressPolicy
-from imgbatch.fetch.pool import LinearPool
 
 # (host, port) -> the addresses the host resolves to, in the order to try them.
 Resolver = Callable[[str, int], Awaitable[Sequence[str]]]
@@ -38,6 +38,13 @@ class AddressBlocked(Exception):
         super().__init__(f"{host} resolves to the forbidden address {address}")
         self.host = host
         self.address = address
+
+
+def forbidden_address(
+    policy: AddressPolicy, host: str, port: int, addresses: Sequence[str]
+) -> str | None:
+    """The first of ``addresses`` that ``host`` may not be reached at, or None."""
+    return next((a for a in addresses if not policy.is_allowed(a, port, host)), None)
 
 
 class NameNotResolved(Exception):
@@ -85,9 +92,8 @@ class PinnedNetworkBackend(httpcore.AsyncNetworkBackend):
         socket_options: Iterable[SocketOption] | None = None,
     ) -> httpcore.AsyncNetworkStream:
         addresses = await self._resolve(host, port, timeout)
-        for address in addresses:
-            if not self._policy.is_allowed(address, port, host):
-                raise AddressBlocked(host, address)
+        if (forbidden := forbidden_address(self._policy, host, port, addresses)) is not None:
+            raise AddressBlocked(host, forbidden)
         options = list(socket_options or ())
         failure: httpcore.ConnectError | httpcore.ConnectTimeout | None = None
         for address in addresses:
@@ -95,7 +101,7 @@ class PinnedNetworkBackend(httpcore.AsyncNetworkBackend):
                 stream = await self._inner.connect_tcp(
                     address, port, timeout, local_address=local_address, socket_options=options
                 )
-                return PolledStream(stream)
+                return stream
             except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
                 failure = exc  # try the host's next address
         assert failure is not None
@@ -123,60 +129,6 @@ class PinnedNetworkBackend(httpcore.AsyncNetworkBackend):
         await self._inner.sleep(seconds)
 
 
-# What one read may return: whatever the socket has buffered, rather than httpcore's
-# 64 KiB. Every read climbs through AnyIO, httpcore, h11 and httpx (a cancel scope, an
-# event, a copy each); a 427 kB photo took 16 of them, and 4.3 against 3.3 ms of CPU.
-READ_BYTES = 1024 * 1024
-
-
-class PolledStream(httpcore.AsyncNetworkStream):
-    """A connected stream whose "is it readable?" costs one poll(2), and whose reads take
-    all that has arrived (``READ_BYTES``).
-
-    Written here because httpcore asks "readable?" of every pooled connection (to drop
-    the ones the server closed) each time any request starts or ends, and AnyIO answers
-    each ask by building a dict of the socket's attributes, with a getpeername(2) call.
-    With 16 downloads in flight that was a sixth of a worker's CPU on a re-run that
-    revalidates.
-    """
-
-    def __init__(self, inner: httpcore.AsyncNetworkStream) -> None:
-        self._inner = inner
-        self._socket: socket.socket | None = inner.get_extra_info("socket")
-
-    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        return await self._inner.read(max(max_bytes, READ_BYTES), timeout)
-
-    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        await self._inner.write(buffer, timeout)
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
-
-    async def start_tls(
-        self,
-        ssl_context: ssl.SSLContext,
-        server_hostname: str | None = None,
-        timeout: float | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        return PolledStream(await self._inner.start_tls(ssl_context, server_hostname, timeout))
-
-    def get_extra_info(self, info: str) -> Any:
-        if info == "is_readable":
-            return _readable(self._socket)
-        return self._inner.get_extra_info(info)
-
-
-def _readable(sock: socket.socket | None) -> bool:
-    """Data (or EOF) waits on ``sock``: on an idle connection, the server closed it. An
-    unknown or closed socket counts as readable, so its connection is dropped."""
-    if sock is None or sock.fileno() < 0:
-        return True
-    poller = select.poll()
-    poller.register(sock.fileno(), select.POLLIN)
-    return bool(poller.poll(0))
-
-
 class PinnedTransport(httpx.AsyncHTTPTransport):
     """httpx's own transport (request conversion, error mapping) over the pinned backend."""
 
@@ -192,7 +144,7 @@ class PinnedTransport(httpx.AsyncHTTPTransport):
         context = httpx.create_ssl_context(verify=verify, trust_env=False)
         super().__init__(verify=context, trust_env=False, limits=limits)
         # httpx has no setting for the network backend, so the pool is built again with it.
-        self._pool = LinearPool(
+        self._pool = httpcore.AsyncConnectionPool(
             ssl_context=context,
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,

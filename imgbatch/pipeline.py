@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 
 import sqlalchemy.exc
@@ -38,6 +38,37 @@ from imgbatch.storage import Storage, image_key
 from imgbatch.work_metrics import ChunkTally
 
 log = logging.getLogger(__name__)
+
+# Images whose bytes a worker process holds at once, from the start of their body to the
+# end of their compress: downloads run this far ahead of the codec, and no further, so a
+# process's memory stays flat whatever the chunk size. An answer without a body (a 304,
+# a fresh cached image) takes no room, so a re-run revalidates a whole chunk at once.
+IMAGES_IN_HAND = 16
+
+
+class Hand:
+    """One image's room among the ``IMAGES_IN_HAND`` (the fetcher's ``Room``): taken
+    when its body is about to be read, given back when the image is done.
+
+    Taken only there, never before a download starts, and given back by a failed
+    attempt: an image that holds room waits for nothing but the codec, so the room
+    always comes free again.
+    """
+
+    def __init__(self, room: asyncio.Semaphore) -> None:
+        self._room = room
+        self._held = False
+
+    async def take(self) -> None:
+        if not self._held:
+            await self._room.acquire()
+            self._held = True
+
+    def give_back(self) -> None:
+        if self._held:
+            self._room.release()
+            self._held = False
+
 
 # Bytes in, compressed out; the tally times the codec alone, not the wait for it.
 Compress = Callable[[bytes, OutputOptions, ChunkTally], Awaitable[Compressed]]
@@ -72,6 +103,7 @@ class Workbench:
     storage: Storage
     compress: Compress
     reuse: Reuser | None = None  # None: IMGBATCH_REUSE=false, every image is processed
+    in_hand: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(IMAGES_IN_HAND))
 
     def __post_init__(self) -> None:
         if self.reuse is None and self.settings.reuse:
@@ -157,25 +189,29 @@ async def process_image(
 ) -> ImageResult | None:
     """One image's result, or None when its request was cancelled meanwhile."""
     key = image_key(request_id, image.seq, options)  # deterministic: a redo overwrites
+    hand = Hand(bench.in_hand)
     try:
-        if bench.reuse is not None:
-            return await bench.reuse.image(image, key, options, go_on, tally)
-        with tally.timing("fetch"):
-            fetched = await bench.fetcher.fetch(image.url, go_on=go_on)
-        output_bytes = await bench.make(fetched.content, key, options, go_on, tally)
-    except Stopped:
-        return None
-    except ImageError as error:
-        return ImageResult(image.seq, False, error_code=error.code, error=error.message)
-    except Exception:
-        # A bug: the image fails, its siblings go on.
-        log.exception("unexpected error processing %s", image.url)
-        return ImageResult(
-            image.seq,
-            False,
-            error_code=ErrorCode.INTERNAL_ERROR,
-            error="an internal error stopped this image; retrying the request may help",
-        )
+        try:
+            if bench.reuse is not None:
+                return await bench.reuse.image(image, key, options, go_on, tally, hand)
+            with tally.timing("fetch"):
+                fetched = await bench.fetcher.fetch(image.url, go_on=go_on, room=hand)
+            output_bytes = await bench.make(fetched.content, key, options, go_on, tally)
+        except Stopped:
+            return None
+        except ImageError as error:
+            return ImageResult(image.seq, False, error_code=error.code, error=error.message)
+        except Exception:
+            # A bug: the image fails, its siblings go on.
+            log.exception("unexpected error processing %s", image.url)
+            return ImageResult(
+                image.seq,
+                False,
+                error_code=ErrorCode.INTERNAL_ERROR,
+                error="an internal error stopped this image; retrying the request may help",
+            )
+    finally:
+        hand.give_back()
     return ImageResult(
         image.seq,
         True,

@@ -42,7 +42,13 @@ def send_bytes(
         req.wfile.write(body)
 
 
-class _Server6(ThreadingHTTPServer):
+class _Server4(ThreadingHTTPServer):
+    # socketserver's backlog of 5 drops the SYNs of a burst of new connections, which
+    # then arrive a second late (the client's retransmit), as no real origin behaves.
+    request_queue_size = 128
+
+
+class _Server6(_Server4):
     address_family = socket.AF_INET6
 
 
@@ -111,7 +117,7 @@ class Origin:
             do_HEAD = _dispatch
             do_POST = _dispatch
 
-        server_class = _Server6 if ":" in host else ThreadingHTTPServer
+        server_class = _Server6 if ":" in host else _Server4
         self.server = server_class((host, port), _Handler)
         self.server.daemon_threads = True
         if tls is not None:

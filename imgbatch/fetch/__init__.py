@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from imgbatch.fetch.addresses import AddressPolicy
 from imgbatch.fetch.failures import as_image_error
-from imgbatch.fetch.fetcher import Fetched, Fetcher, GoOn, Stopped
+from imgbatch.fetch.fetcher import Fetched, Fetcher, GoOn, Room, Stopped
 from imgbatch.fetch.transport import (
     AddressBlocked,
     NameNotResolved,
@@ -28,6 +28,7 @@ __all__ = [
     "GoOn",
     "NameNotResolved",
     "Resolver",
+    "Room",
     "Stopped",
     "as_image_error",
     "safe_async_client",

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
 from types import TracebackType
+from typing import Protocol
 
 import aiohttp
 from tenacity import (
@@ -72,6 +73,16 @@ CACHE_HEADERS = ("cache-control", "expires", "date", "age", "etag", "last-modifi
 GoOn = Callable[[], Awaitable[bool]]
 
 
+class Room(Protocol):
+    """The caller's room for a body: taken once a 2xx answer's headers are in, before
+    its body is read (the wait is not counted against the download's deadline); given
+    back when that attempt fails. Both are idempotent; on success the caller keeps it."""
+
+    async def take(self) -> None: ...
+
+    def give_back(self) -> None: ...
+
+
 class Stopped(Exception):
     """The work this download was for is no longer wanted; nothing was sent."""
 
@@ -91,6 +102,24 @@ class Fetched:
     received_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     # A redirect was followed (a share link's rewrite to its direct download is not one).
     redirected: bool = False
+
+
+def _paused(
+    deadline: asyncio.Timeout, wait: Callable[[], Awaitable[None]]
+) -> Callable[[], Awaitable[None]]:
+    """``wait``, with ``deadline`` stopped while it waits."""
+
+    async def paused() -> None:
+        loop = asyncio.get_running_loop()
+        when = deadline.when()
+        left = None if when is None else when - loop.time()
+        deadline.reschedule(None)
+        try:
+            await wait()
+        finally:
+            deadline.reschedule(None if left is None else loop.time() + left)
+
+    return paused
 
 
 class _HostSlots:
@@ -182,6 +211,7 @@ class Fetcher:
         *,
         go_on: GoOn | None = None,
         conditions: Mapping[str, str] | None = None,
+        room: Room | None = None,
     ) -> Fetched:
         """Download ``url`` (a share link: its direct download), retrying transient
         failures; raises ImageError.
@@ -190,6 +220,7 @@ class Fetcher:
         (the request was cancelled), :class:`Stopped` is raised and nothing is sent.
         ``conditions`` (``If-None-Match``, ``If-Modified-Since``) make it a conditional
         GET: a 304 then returns ``Fetched(not_modified=True)`` instead of failing.
+        ``room`` is taken before a body is read (see :class:`Room`).
         """
         target = direct_download_url(url)
         self._policy.check_url(target)
@@ -200,7 +231,7 @@ class Fetcher:
             reraise=True,
         )
         try:
-            fetched: Fetched = await retrying(self._attempt, target, go_on, conditions or {})
+            fetched: Fetched = await retrying(self._attempt, target, go_on, conditions or {}, room)
         except Exception as exc:
             error = as_image_error(exc)
             if error is None:
@@ -217,18 +248,32 @@ class Fetcher:
         return float(self._backoff(state))
 
     async def _attempt(
-        self, url: str, go_on: GoOn | None, conditions: Mapping[str, str]
+        self,
+        url: str,
+        go_on: GoOn | None,
+        conditions: Mapping[str, str],
+        room: Room | None,
     ) -> Fetched:
         async with self._host_slots.hold(URL(url).raw_host or ""), self._all_slots:
             if go_on is not None and not await go_on():
                 raise Stopped(url)
             try:
-                async with asyncio.timeout(self._timeout):
-                    return await self._follow(url, conditions)
-            except TimeoutError as exc:
-                raise OutOfTime(self._timeout) from exc
+                async with asyncio.timeout(self._timeout) as deadline:
+                    take = None if room is None else _paused(deadline, room.take)
+                    return await self._follow(url, conditions, take)
+            except BaseException as exc:
+                if room is not None:
+                    room.give_back()  # no room is held while waiting to be tried again
+                if isinstance(exc, TimeoutError):
+                    raise OutOfTime(self._timeout) from exc
+                raise
 
-    async def _follow(self, url: str, conditions: Mapping[str, str]) -> Fetched:
+    async def _follow(
+        self,
+        url: str,
+        conditions: Mapping[str, str],
+        before_body: Callable[[], Awaitable[None]] | None,
+    ) -> Fetched:
         current = url
         headers = {**self._headers, **conditions}
         for hop in range(MAX_REDIRECTS + 1):
@@ -261,6 +306,8 @@ class Fetcher:
                         response.reason or "",
                         parse_retry_after(response.headers.get("Retry-After")),
                     )
+                if before_body is not None:
+                    await before_body()
                 content = await self._read_capped(response)
                 return Fetched(
                     url=url,

@@ -41,7 +41,7 @@ from imgbatch.coalesced import Coalesced
 from imgbatch.db.engine import utcnow
 from imgbatch.db.work import ChunkImage, ImageResult
 from imgbatch.errors import ImageError
-from imgbatch.fetch import Fetched, Fetcher, GoOn
+from imgbatch.fetch import Fetched, Fetcher, GoOn, Room
 from imgbatch.options import OutputOptions
 from imgbatch.reuse.freshness import CachePolicy, read_policy
 from imgbatch.reuse.table import (
@@ -94,10 +94,11 @@ class Reuser:
         options: OutputOptions,
         go_on: GoOn,
         tally: ChunkTally,
+        room: Room | None = None,
     ) -> ImageResult:
         """Give ``image`` its output under ``key`` (named for the request's own ``options``,
         which also key every lookup); raises ImageError (and ``Stopped``, for a cancelled
-        request) like the pipeline."""
+        request) like the pipeline. ``room`` goes to every download."""
         entry = await _or_none(self._urls.get((image.url, options.key)))
         if entry is not None and entry.fresh(utcnow()):
             if await self._copy(entry.output.output_key, key, tally):
@@ -105,7 +106,9 @@ class Reuser:
             entry = None  # the earlier output is gone: download it afresh
         conditions = entry.policy.conditions() if entry is not None else None
         with tally.timing("fetch"):
-            fetched = await self.fetcher.fetch(image.url, go_on=go_on, conditions=conditions)
+            fetched = await self.fetcher.fetch(
+                image.url, go_on=go_on, conditions=conditions, room=room
+            )
         if fetched.not_modified:
             assert entry is not None  # a 304 only answers our conditions
             policy = self._policy(fetched)
@@ -120,7 +123,7 @@ class Reuser:
                 return self._result(image, key, options, merged, entry.output, reused=True)
             # Not believed, or the output is gone: download it whole.
             with tally.timing("fetch"):
-                fetched = await self.fetcher.fetch(image.url, go_on=go_on)
+                fetched = await self.fetcher.fetch(image.url, go_on=go_on, room=room)
         return await self._downloaded(image, key, options, fetched, go_on, tally)
 
     async def _downloaded(

@@ -11,6 +11,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import Engine, func, select, update
 
+from imgbatch.config import Settings
 from imgbatch.csvfile import CsvLimits, open_csv
 from imgbatch.db.engine import read_tx, write_tx
 from imgbatch.db.ingest import canonical_url, create_request
@@ -23,7 +24,15 @@ from imgbatch.db.runners import (
     register_runner,
     unregister_runner,
 )
-from imgbatch.db.work import ImageResult, cancel_request, record_results, retry_request
+from imgbatch.db.work import (
+    Chunk,
+    ImageResult,
+    cancel_request,
+    chunk_rows,
+    record_results,
+    retry_request,
+)
+from imgbatch.dispatch.policy import dispatch_round
 from imgbatch.errors import CsvInvalid
 from tests.helpers import csv_bytes
 
@@ -254,3 +263,62 @@ def test_an_image_that_keeps_killing_workers_is_failed(engine: Engine) -> None:
 )
 def test_canonical_url(url: str, canonical: str) -> None:
     assert canonical_url(url) == canonical
+
+
+class _Queue:
+    """A runner whose chunks travel in a queue; notes who held each lease as it was sent."""
+
+    lease_owner: str | None = None
+
+    def __init__(self, engine: Engine, *, dies: bool = False, starts_as: str | None = None):
+        self.engine = engine
+        self.dies = dies
+        self.starts_as = starts_as
+        self.held_while_sending: list[set[str | None]] = []
+
+    def has_capacity(self) -> bool:
+        return not self.held_while_sending
+
+    def submit(self, chunk: Chunk) -> None:
+        with read_tx(self.engine) as conn:
+            owners = conn.execute(select(Image.lease_owner).where(chunk_rows(chunk))).scalars()
+            self.held_while_sending.append(set(owners))
+        if self.starts_as is not None:  # a worker of the same runner takes it at once
+            start_chunk(self.engine, chunk=chunk, lease_seconds=60, owner=self.starts_as)
+        if self.dies:
+            raise SystemExit("killed between the claim and the send")
+
+
+def _owners(engine: Engine) -> set[str | None]:
+    with read_tx(engine) as conn:
+        query = select(Image.lease_owner).where(Image.status == "processing")
+        return set(conn.execute(query).scalars())
+
+
+def test_a_dispatcher_holds_a_queued_chunk_until_it_is_sent(engine: Engine) -> None:
+    store(engine, [(i + 1, f"P{i}", [f"https://x.example/{i}.jpg"]) for i in range(8)])
+    dispatcher = register_runner(engine, kind=RunnerKind.SERVE, processes=1)
+    settings = Settings(chunk_size=4, lease_seconds=3600)
+
+    queue = _Queue(engine)
+    assert dispatch_round(engine, settings, queue, runner_id=dispatcher.id) == 1
+    assert queue.held_while_sending == [{dispatcher.id}]
+    assert _owners(engine) == {None}  # in the queue: leased to no one until it expires
+
+    # A dispatcher that dies before its message is sent: its chunk goes back with it,
+    # not an hour later when the lease would expire.
+    with pytest.raises(SystemExit):
+        dispatch_round(engine, settings, _Queue(engine, dies=True), runner_id=dispatcher.id)
+    assert _owners(engine) == {None, dispatcher.id}
+    register_runner(engine, kind=RunnerKind.WORKER, processes=1)  # the one that reaps
+    unregister_runner(engine, runner_id=dispatcher.id)
+    assert reap_leases(engine) == 4
+    assert _owners(engine) == {None}
+
+
+def test_a_chunk_started_before_its_hand_over_keeps_its_runner(engine: Engine) -> None:
+    store(engine, [(i + 1, f"P{i}", [f"https://x.example/{i}.jpg"]) for i in range(4)])
+    me = register_runner(engine, kind=RunnerKind.WORKER, processes=1)
+    queue = _Queue(engine, starts_as=me.id)  # its message came straight back to it
+    dispatch_round(engine, Settings(chunk_size=4), queue, runner_id=me.id)
+    assert _owners(engine) == {me.id}  # still held by the runner that runs it

@@ -2,8 +2,9 @@
 
 The one policy of every mode, whatever carries the chunk:
 
-- a claim leases up to ``size`` pending images of a request to the claiming runner (or,
-  for a chunk that will travel in a queue, to no one until ``lease_expires_at``);
+- a claim leases up to ``size`` pending images of a request to the claiming runner; a
+  chunk that travels in a queue is then handed over to no one (:func:`hand_over`) and
+  its lease expires at ``lease_expires_at`` if its message is lost;
 - attempts are counted when a chunk *starts* (:func:`start_chunk`), so a chunk that
   kills its process is counted however it comes back (a rebuilt pool, a redelivered
   message, a reaped lease). An image that has started ``MAX_ATTEMPTS`` times is failed
@@ -118,29 +119,27 @@ def _claim(
         .prefix_with("MATERIALIZED")
     )
     with write_tx(engine) as conn:
-        seqs = (
-            conn.execute(
-                update(Image)
-                .where(Image.request_id == request_id, Image.seq == picked.c.seq)
-                .values(
-                    status=ImageStatus.PROCESSING,
-                    lease_expires_at=now + timedelta(seconds=lease_seconds),
-                    lease_owner=owner,
-                    claim=claim,
-                )
-                .returning(Image.seq)
+        rows = conn.execute(
+            update(Image)
+            .where(Image.request_id == request_id, Image.seq == picked.c.seq)
+            .values(
+                status=ImageStatus.PROCESSING,
+                lease_expires_at=now + timedelta(seconds=lease_seconds),
+                lease_owner=owner,
+                claim=claim,
             )
-            .scalars()
-            .all()
-        )
-        if not seqs:
+            .returning(Image.seq, Image.attempts)
+        ).all()
+        if not rows:
             return None
         conn.execute(
             update(Request)
             .where(Request.id == request_id, Request.status == RequestStatus.PENDING)
             .values(status=RequestStatus.PROCESSING, updated_at=now)
         )
-    return Chunk(request_id, tuple(sorted(seqs)), claim)
+    # One fresh batch (no starts yet) or one image started before: one attempts count.
+    attempts = max(attempts for _, attempts in rows)
+    return Chunk(request_id, tuple(sorted(seq for seq, _ in rows)), claim, attempts)
 
 
 def start_chunk(
@@ -194,6 +193,22 @@ def start_chunk(
     return run, finished
 
 
+def hand_over(engine: Engine, *, chunk: Chunk, owner: str, to: str | None) -> None:
+    """Pass the lease of a submitted chunk from its dispatcher ``owner`` to ``to`` (None:
+    a message in a queue). A chunk that started meanwhile (its start counted an attempt,
+    and its runner holds it now, which may be ``owner`` itself) is left be."""
+    with write_tx(engine) as conn:
+        conn.execute(
+            update(Image)
+            .where(
+                chunk_rows(chunk),
+                Image.lease_owner == owner,
+                Image.attempts == chunk.attempts,
+            )
+            .values(lease_owner=to)
+        )
+
+
 def release_chunk(engine: Engine, *, chunk: Chunk) -> int:
     """Hand a claimed chunk's unfinished images back to pending at once (its message
     could not be sent, its process died); returns how many went back."""
@@ -212,7 +227,8 @@ def reap_leases(engine: Engine) -> int:
     active = select(Request.id).where(Request.status.in_(ACTIVE_STATUSES))
     lost = or_(
         and_(Image.lease_owner.is_(None), Image.lease_expires_at < utcnow()),
-        Image.lease_owner.not_in(live_runner_ids()),
+        # Explicitly owned: "NULL NOT IN (no rows)" is true in SQL.
+        and_(Image.lease_owner.is_not(None), Image.lease_owner.not_in(live_runner_ids())),
     )
     with write_tx(engine) as conn:
         result = conn.execute(

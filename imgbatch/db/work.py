@@ -34,6 +34,7 @@ class Chunk:
     request_id: str
     seqs: tuple[int, ...]
     claim: str | None = None  # the claim that leased them (None: whichever claim holds them)
+    attempts: int = 0  # the starts its images had when claimed (one more once it starts)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from typing import Protocol
 from sqlalchemy import Engine
 
 from imgbatch.config import Settings
-from imgbatch.db.leases import active_request_ids, chunks_in_flight, claim_chunk
+from imgbatch.db.leases import active_request_ids, chunks_in_flight, claim_chunk, hand_over
 from imgbatch.db.runners import live_processes
 from imgbatch.db.work import Chunk
 
@@ -27,8 +27,11 @@ CHUNKS_PER_PROCESS = 2
 
 
 class Runner(Protocol):
-    #: Who holds a claimed chunk's lease until it starts: this runner (a local pool), or
-    #: no one (a message in a queue: the lease then expires if the message is lost).
+    #: Who holds a submitted chunk's lease until it starts: this runner (a local pool),
+    #: or no one (a message in a queue: the lease then expires if the message is lost).
+    #: Until it is submitted, the dispatching runner holds it, so a dispatcher that dies
+    #: between the claim and the send leaves a lease that is reaped with it, not one
+    #: that waits out its expiry.
     lease_owner: str | None
 
     def has_capacity(self) -> bool:
@@ -75,11 +78,13 @@ def dispatch_round(
                 request_id=request_id,
                 size=settings.chunk_size,
                 lease_seconds=settings.lease_seconds,
-                owner=runner.lease_owner,
+                owner=runner_id,
             )
             if chunk is None:
                 continue
             runner.submit(chunk)
+            if runner.lease_owner != runner_id:
+                hand_over(engine, chunk=chunk, owner=runner_id, to=runner.lease_owner)
             in_flight[request_id] = in_flight.get(request_id, 0) + 1
             handed += 1
             still_pending.append(request_id)

@@ -78,7 +78,7 @@ class Settings(BaseSettings):
     lease_seconds: int = Field(default=120, ge=5)
     # Images per unit of work ("process a chunk"), and chunks in flight per request
     # (None: two per live worker process, see dispatch/policy.py).
-    chunk_size: int = Field(default=16, ge=1, le=1000)
+    chunk_size: int = Field(default=32, ge=1, le=1000)
     chunks_per_request: int | None = Field(default=None, ge=1)
     # The Celery queue chunks travel on: deployments (or test runs) sharing a broker each
     # take their own.

@@ -160,9 +160,10 @@ def test_live_speed_time_left_cancel_and_resume(
     page: Page, photo_host: Origin, photos: list[Path], tmp_path: Path
 ) -> None:
     photo_host.delay = 0.6
+    # Enough images that the request still runs when the first chunks (of 32) are recorded.
     rows = [
         [str(n), f"SKU{n}", ",".join(photo_host.url(f"/photos/{p.name}?n={n}") for p in photos[:2])]
-        for n in range(1, 41)
+        for n in range(1, 101)
     ]
     page.goto("/")
     upload_through_page(page, write_csv(tmp_path / "slow.csv", rows))

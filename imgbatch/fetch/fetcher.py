@@ -326,8 +326,7 @@ class Fetcher:
             raise TooLarge(self._max_bytes, int(declared))
         # Raw bytes, decoded here within the limit (see inflate.py).
         decoder = BoundedDecoder(response.headers.get("Content-Encoding"), self._max_bytes)
-        body = bytearray()
-        async for chunk in response.content.iter_any():
-            body += decoder.feed(chunk)
-        body += decoder.flush()
-        return bytes(body)
+        # Pieces joined once at the end: no growing buffer, no second copy.
+        parts = [decoder.feed(chunk) async for chunk in response.content.iter_any()]
+        parts.append(decoder.flush())
+        return b"".join(parts)

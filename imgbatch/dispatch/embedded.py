@@ -36,11 +36,14 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 STOP_SECONDS = 2.0
 
 
-def _start_forkserver() -> None:
+def start_forkserver() -> None:
     """Start the process the workers are forked from with SIGINT and SIGTERM ignored, a
     disposition exec keeps: a signal to the whole process group (Ctrl-C, a container's
     stop) must not kill it under the pool, which would take every worker for dead.
-    The owner stops the workers itself (:meth:`EmbeddedRunner.stop`)."""
+    The owner stops the workers itself (:meth:`EmbeddedRunner.stop`).
+
+    Idempotent; a caller that starts it early (``imgbatch run``, before it reads the CSV)
+    lets the server import the workers' modules meanwhile, on the other core."""
     if threading.current_thread() is not threading.main_thread():
         return  # signal dispositions are the main thread's to change; started on demand
     worker_context()  # its preload is set before the fork server starts
@@ -93,7 +96,7 @@ class EmbeddedRunner:
         self.on_done = on_done
         self._lock = threading.Lock()
         self._stopping = False
-        _start_forkserver()
+        start_forkserver()
         self._slots = [_Slot(self._new_pool()) for _ in range(settings.workers)]
 
     def _new_pool(self) -> ProcessPoolExecutor:
@@ -172,7 +175,7 @@ class EmbeddedRunner:
         ]
         for pool in pools:
             pool.shutdown(wait=False, cancel_futures=True)
-        # Workers ignore SIGTERM (see _start_forkserver). Killing one mid-chunk loses
+        # Workers ignore SIGTERM (see start_forkserver). Killing one mid-chunk loses
         # nothing: its lease is handed out again, and output keys are deterministic.
         for process in processes:
             process.kill()

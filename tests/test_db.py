@@ -322,3 +322,33 @@ def test_a_chunk_started_before_its_hand_over_keeps_its_runner(engine: Engine) -
     queue = _Queue(engine, starts_as=me.id)  # its message came straight back to it
     dispatch_round(engine, Settings(chunk_size=4), queue, runner_id=me.id)
     assert _owners(engine) == {me.id}  # still held by the runner that runs it
+
+
+class _Everything:
+    """A runner with room for every chunk; keeps what it was given."""
+
+    lease_owner: str | None = None
+
+    def __init__(self) -> None:
+        self.chunks: list[Chunk] = []
+
+    def has_capacity(self) -> bool:
+        return True
+
+    def submit(self, chunk: Chunk) -> None:
+        self.chunks.append(chunk)
+
+
+def test_a_small_request_is_spread_over_every_worker_process(engine: Engine) -> None:
+    store(engine, [(i + 1, f"P{i}", [f"https://x.example/{i}.jpg"]) for i in range(20)])
+    store(
+        engine,
+        [(i + 1, f"P{i}", [f"https://x.example/big/{i}.jpg"]) for i in range(200)],
+        request_id="r2",
+    )
+    me = register_runner(engine, kind=RunnerKind.SERVE, processes=4)
+    runner = _Everything()
+    dispatch_round(engine, Settings(chunk_size=32), runner, runner_id=me.id)
+    sizes = {r: [len(c.seqs) for c in runner.chunks if c.request_id == r] for r in ("r1", "r2")}
+    assert sizes["r1"] == [5, 5, 5, 5]  # 20 images on 4 processes: a chunk for each
+    assert sizes["r2"] == [32] * 6 + [8]  # plenty pending: full chunks (8 was left)

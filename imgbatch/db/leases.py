@@ -77,6 +77,23 @@ def chunks_in_flight(engine: Engine, *, chunk_size: int) -> dict[str, int]:
     return {request_id: math.ceil(count / chunk_size) for request_id, count in rows}
 
 
+def pending_source_images(engine: Engine, *, request_id: str, up_to: int) -> int:
+    """Pending source images of a request, counted up to ``up_to`` (a bounded read, however
+    large the request)."""
+    pending = (
+        select(Image.seq)
+        .where(
+            Image.request_id == request_id,
+            Image.status == ImageStatus.PENDING,
+            Image.source_seq.is_(None),
+        )
+        .limit(up_to)
+        .subquery()
+    )
+    with read_tx(engine) as conn:
+        return int(conn.execute(select(func.count()).select_from(pending)).scalar_one())
+
+
 def claim_chunk(
     engine: Engine,
     *,

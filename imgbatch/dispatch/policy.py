@@ -13,12 +13,19 @@ behind all of the huge one's chunks.
 
 from __future__ import annotations
 
+import math
 from typing import Protocol
 
 from sqlalchemy import Engine
 
 from imgbatch.config import Settings
-from imgbatch.db.leases import active_request_ids, chunks_in_flight, claim_chunk, hand_over
+from imgbatch.db.leases import (
+    active_request_ids,
+    chunks_in_flight,
+    claim_chunk,
+    hand_over,
+    pending_source_images,
+)
 from imgbatch.db.runners import live_processes
 from imgbatch.db.work import Chunk
 
@@ -41,12 +48,22 @@ class Runner(Protocol):
         """Start (or enqueue) a claimed chunk."""
 
 
-def window(engine: Engine, settings: Settings) -> int:
+def window(settings: Settings, processes: int) -> int:
     """Chunks one request may have in flight: ``IMGBATCH_CHUNKS_PER_REQUEST``, or by
     default two per worker process alive (so one request alone can use every core)."""
     if settings.chunks_per_request is not None:
         return settings.chunks_per_request
-    return max(1, CHUNKS_PER_PROCESS * live_processes(engine))
+    return max(1, CHUNKS_PER_PROCESS * processes)
+
+
+def chunk_size_for(engine: Engine, settings: Settings, request_id: str, processes: int) -> int:
+    """Images per chunk of this request in this round: ``IMGBATCH_CHUNK_SIZE``, or fewer
+    when fewer are pending than would give every worker process a chunk, so a small
+    request (or a big one's last images) is spread over every core, not two of them."""
+    size = settings.chunk_size
+    processes = max(1, processes)
+    pending = pending_source_images(engine, request_id=request_id, up_to=size * processes)
+    return max(1, min(size, math.ceil(pending / processes)))
 
 
 def dispatch_round(
@@ -59,8 +76,10 @@ def dispatch_round(
     runner: it never claims a request pinned to another live runner, and with
     ``only_own`` (``imgbatch run``) nothing but its own.
     """
-    limit = window(engine, settings)
+    processes = live_processes(engine)
+    limit = window(settings, processes)
     in_flight = chunks_in_flight(engine, chunk_size=settings.chunk_size)
+    sizes: dict[str, int] = {}  # per request, set at its first claim of the round
     requests = sorted(
         active_request_ids(engine, runner_id=runner_id, only_own=only_own),
         key=lambda r: in_flight.get(r, 0),
@@ -73,10 +92,12 @@ def dispatch_round(
                 break
             if in_flight.get(request_id, 0) >= limit:
                 continue
+            if request_id not in sizes:
+                sizes[request_id] = chunk_size_for(engine, settings, request_id, processes)
             chunk = claim_chunk(
                 engine,
                 request_id=request_id,
-                size=settings.chunk_size,
+                size=sizes[request_id],
                 lease_seconds=settings.lease_seconds,
                 owner=runner_id,
             )

@@ -171,8 +171,9 @@ class Image(Base):
 
     __table_args__ = (
         ForeignKeyConstraint(["request_id"], ["requests.id"], ondelete="CASCADE"),
-        # Claims: the pending sources of one request, in order; the reaper's expired leases.
-        Index("ix_images_claim", "request_id", "status", "seq"),
+        # Claims: the pending sources of one request, in order (those started before, first,
+        # found without reading the rest); the reaper's expired leases.
+        Index("ix_images_claim", "request_id", "status", "attempts", "seq"),
         # Deleting a request keeps the outputs another request's images point at.
         Index("ix_images_output_key", "output_key"),
     )

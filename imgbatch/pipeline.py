@@ -55,14 +55,17 @@ class Hand:
     always comes free again.
     """
 
-    def __init__(self, room: asyncio.Semaphore) -> None:
+    def __init__(self, room: asyncio.Semaphore, on_held: Callable[[], None] | None = None) -> None:
         self._room = room
         self._held = False
+        self._on_held = on_held
 
     async def take(self) -> None:
         if not self._held:
             await self._room.acquire()
             self._held = True
+            if self._on_held is not None:
+                self._on_held()
 
     def give_back(self) -> None:
         if self._held:
@@ -122,8 +125,38 @@ class Workbench:
         return len(compressed.data)
 
 
-async def process_chunk(bench: Workbench, chunk: Chunk, *, owner: str) -> bool:
+class _Settling:
+    """Calls ``settled`` once every image of a chunk holds its body or is done: from then
+    on the chunk waits only for this process's codec, and its next chunk may start
+    downloading (``worker_process``). Each image counts once, whichever comes first."""
+
+    def __init__(self, images: int, settled: Callable[[], None]) -> None:
+        self._left = images
+        self._settled = settled
+
+    def one(self) -> Callable[[], None]:
+        counted = False
+
+        def count() -> None:
+            nonlocal counted
+            if not counted:
+                counted = True
+                self._left -= 1
+                if self._left == 0:
+                    self._settled()
+
+        return count
+
+
+async def process_chunk(
+    bench: Workbench,
+    chunk: Chunk,
+    *,
+    owner: str,
+    settled: Callable[[], None] | None = None,
+) -> bool:
     """Run one chunk to the end in the runner ``owner``; True when it finished its request.
+    ``settled`` is called once no image of it waits for the network any more.
 
     A cancel stops it: each download and each store first asks whether the request is
     still active (one primary-key read, shared by the images that ask at once), and an
@@ -152,8 +185,12 @@ async def process_chunk(bench: Workbench, chunk: Chunk, *, owner: str) -> bool:
             return True  # cannot tell now; the record is conditional, and undone if need be
 
     tally = ChunkTally()
+    settling = _Settling(len(images), settled or (lambda: None))
     outcomes = await asyncio.gather(
-        *(process_image(bench, chunk.request_id, image, options, go_on, tally) for image in images)
+        *(
+            process_image(bench, chunk.request_id, image, options, go_on, tally, settling.one())
+            for image in images
+        )
     )
     results = [result for result in outcomes if result is not None]
     finished = await asyncio.to_thread(
@@ -186,10 +223,12 @@ async def process_image(
     options: OutputOptions,
     go_on: GoOn,
     tally: ChunkTally,
+    settled: Callable[[], None] = lambda: None,
 ) -> ImageResult | None:
-    """One image's result, or None when its request was cancelled meanwhile."""
+    """One image's result, or None when its request was cancelled meanwhile; ``settled``
+    is called once it holds its body, or is done."""
     key = image_key(request_id, image.seq, options)  # deterministic: a redo overwrites
-    hand = Hand(bench.in_hand)
+    hand = Hand(bench.in_hand, on_held=settled)
     try:
         try:
             if bench.reuse is not None:
@@ -212,6 +251,7 @@ async def process_image(
             )
     finally:
         hand.give_back()
+        settled()
     return ImageResult(
         image.seq,
         True,

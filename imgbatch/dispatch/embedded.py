@@ -5,6 +5,13 @@ is a pool of its own (a one-process ``ProcessPoolExecutor``), as a Celery prefor
 is a process of its own: a process that dies (out of memory, a codec crash) breaks only
 its own pool, and only the chunks it held go back to pending; the pool is rebuilt. The
 policy (attempts, suspects run alone, worn-out images failed) is ``db/leases.py``'s.
+
+A chunk's call returns once its downloads are in hand (``run_chunk_until_settled``), so
+the process takes its next chunk while this one's tail compresses. Its tail is still
+this runner's lease: the slot keeps the chunks the process may be running (each answer
+says which still are), and a process found dead (a broken pool, whether or not a call
+was pending) hands them all back. Handing back a chunk that already ended changes nothing
+(``release_chunk`` acts on its unfinished images only).
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing import forkserver
 from typing import Any
 
@@ -28,6 +35,7 @@ from imgbatch.db.leases import release_chunk
 from imgbatch.db.work import Chunk
 from imgbatch.dispatch import worker_process
 from imgbatch.dispatch.policy import CHUNKS_PER_PROCESS
+from imgbatch.dispatch.worker_process import Settled
 
 log = logging.getLogger(__name__)
 
@@ -74,10 +82,22 @@ def worker_context() -> multiprocessing.context.ForkServerContext:
 
 @dataclass
 class _Slot:
-    """One worker process and the chunks handed to it."""
+    """One worker process, its calls under way, and the chunks it may still be running:
+    submitted (in order), and not yet said ended by one of its answers."""
 
     pool: ProcessPoolExecutor
     running: int = 0
+    held: list[Chunk] = field(default_factory=list)
+
+
+def _still_held(held: list[Chunk], answered: Chunk, running: tuple[Chunk, ...]) -> list[Chunk]:
+    """``held`` after the answer to ``answered``: the process runs its calls in order, so
+    the chunks handed to it before (and with) that one have started, and are held only if
+    the answer says they still run; those handed after it have not started yet."""
+    if answered not in held:
+        return held
+    at = held.index(answered) + 1
+    return [chunk for chunk in held[:at] if chunk in running] + held[at:]
 
 
 class EmbeddedRunner:
@@ -111,31 +131,48 @@ class EmbeddedRunner:
         return pool
 
     def has_capacity(self) -> bool:
+        self._replace_dead()
         with self._lock:
             return any(slot.running < CHUNKS_PER_PROCESS for slot in self._slots)
+
+    def _replace_dead(self) -> None:
+        """A process that died with no call pending (only tails): nothing else tells.
+        ``_broken`` is the executor's own flag, set by its manager thread as soon as a
+        process dies; there is no public way to ask."""
+        with self._lock:
+            dead = [
+                (slot, slot.pool)
+                for slot in self._slots
+                if slot.running == 0 and getattr(slot.pool, "_broken", False)
+            ]
+        for slot, pool in dead:
+            self._replace(slot, pool)
 
     def submit(self, chunk: Chunk) -> None:
         with self._lock:
             slot = min(self._slots, key=lambda s: s.running)
             slot.running += 1
+            slot.held.append(chunk)
             pool = slot.pool
         try:
-            future = pool.submit(worker_process.run_chunk, chunk)
+            future = pool.submit(worker_process.run_chunk_until_settled, chunk)
         except BrokenProcessPool:
             future = Future()
             future.set_exception(BrokenProcessPool("the pool was broken"))
         future.add_done_callback(lambda done: self._finished(chunk, slot, pool, done))
 
     def _finished(
-        self, chunk: Chunk, slot: _Slot, pool: ProcessPoolExecutor, future: Future[bool]
+        self, chunk: Chunk, slot: _Slot, pool: ProcessPoolExecutor, future: Future[Settled]
     ) -> None:
         if self._stopping:
             return  # its worker was stopped on purpose; the lease is resumed once we are gone
         try:
-            future.result()
+            answer = future.result()
+            with self._lock:
+                if slot.pool is pool:
+                    slot.held = _still_held(slot.held, chunk, answer.running)
         except BrokenProcessPool:
-            self._replace(slot, pool)
-            self._hand_back(chunk)
+            self._replace(slot, pool)  # hands back its held chunks, this one among them
         except Exception:
             log.exception("a chunk of request %s failed", chunk.request_id)
             self._hand_back(chunk)
@@ -151,7 +188,11 @@ class EmbeddedRunner:
                 return  # the other chunk of the same process got here first
             log.warning("a worker process died; starting a new one")
             slot.pool = self._new_pool()
+            held = slot.held
+            slot.held = []
         pool.shutdown(wait=False, cancel_futures=True)
+        for chunk in held:
+            self._hand_back(chunk)
 
     def _hand_back(self, chunk: Chunk) -> None:
         # Back to pending at once; the attempt was counted when the chunk started.

@@ -78,7 +78,7 @@ class Metrics:
             buckets=(0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
         )
 
-    def watch(self, engine: Engine, *, chunk_size: int = 32) -> None:
+    def watch(self, engine: Engine, *, chunk_size: int) -> None:
         self.registry.register(WorkCollector(engine))
         self.registry.register(CountersCollector(engine, chunk_size))
 

@@ -77,19 +77,19 @@ def chunks_in_flight(engine: Engine, *, chunk_size: int) -> dict[str, int]:
     return {request_id: math.ceil(count / chunk_size) for request_id, count in rows}
 
 
+def _pending_sources(request_id: str) -> ColumnElement[bool]:
+    """The images a claim may take: pending, and sources (not duplicates of another)."""
+    return and_(
+        Image.request_id == request_id,
+        Image.status == ImageStatus.PENDING,
+        Image.source_seq.is_(None),
+    )
+
+
 def pending_source_images(engine: Engine, *, request_id: str, up_to: int) -> int:
     """Pending source images of a request, counted up to ``up_to`` (a bounded read, however
     large the request)."""
-    pending = (
-        select(Image.seq)
-        .where(
-            Image.request_id == request_id,
-            Image.status == ImageStatus.PENDING,
-            Image.source_seq.is_(None),
-        )
-        .limit(up_to)
-        .subquery()
-    )
+    pending = select(Image.seq).where(_pending_sources(request_id)).limit(up_to).subquery()
     with read_tx(engine) as conn:
         return int(conn.execute(select(func.count()).select_from(pending)).scalar_one())
 
@@ -123,12 +123,7 @@ def _claim(
     # once per candidate row and so lock (and claim) more rows than the LIMIT.
     picked = (
         select(Image.seq)
-        .where(
-            Image.request_id == request_id,
-            Image.status == ImageStatus.PENDING,
-            Image.source_seq.is_(None),
-            which,
-        )
+        .where(_pending_sources(request_id), which)
         .order_by(Image.seq)
         .limit(size)
         .with_for_update(skip_locked=True)

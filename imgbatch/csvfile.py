@@ -46,7 +46,6 @@ from imgbatch.csvdialect import CsvText, buffered, is_workbook, not_text, open_t
 from imgbatch.csvheader import COLUMNS_SENTENCE, CsvHeader, parse_header
 from imgbatch.csvoutput import OUTPUT_COLUMN, errors_csv, output_csv
 from imgbatch.errors import CsvInvalid, CsvProblem, CsvUnreadable
-from imgbatch.xlsxfile import workbook_rows
 
 __all__ = [
     "OUTPUT_COLUMN",
@@ -137,6 +136,8 @@ class CsvReader:
 
     @classmethod
     def of_workbook(cls, stream: IO[bytes], limits: CsvLimits) -> CsvReader:
+        from imgbatch.xlsxfile import workbook_rows  # openpyxl (and numpy): for workbooks only
+
         # The output of a workbook is comma-separated UTF-8 with a BOM (Excel opens it).
         reader = cls(limits, True, ",", "xlsx", cell_lines=False)
         reader._start(reader._stoppable(workbook_rows(stream, limits.max_workbook_bytes)))

@@ -100,7 +100,7 @@ def reencode(
 def _codec() -> ModuleType:
     """simplejpeg, imported on first use: it brings numpy, which the API and CLI
     processes (they import this module but never compress) need not load. The worker
-    processes' fork server imports it ahead (``dispatch.embedded.worker_context``)."""
+    processes' fork server imports it ahead (``dispatch.local_pool.worker_context``)."""
     import simplejpeg  # type: ignore[import-untyped]  # ships no py.typed
 
     codec: ModuleType = simplejpeg

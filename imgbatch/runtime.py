@@ -27,7 +27,6 @@ from imgbatch.dispatch.policy import Runner
 from imgbatch.dispatch.upkeep import Upkeep
 from imgbatch.housekeeping import Housekeeping
 from imgbatch.storage import Storage, open_storage
-from imgbatch.webhooks import webhook_sender
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +119,8 @@ async def _runner(services: Services, me: Me) -> AsyncIterator[Runner]:
 async def _service_jobs(services: Services) -> AsyncIterator[None]:
     """What every ``serve`` does besides dispatch, whatever the mode: deliver webhooks,
     and housekeeping (retention, expired per-key state)."""
+    from imgbatch.webhooks import webhook_sender  # its HTTP client: serve's alone, not run's
+
     housekeeping = Housekeeping(services.engine, services.storage, services.settings)
     async with webhook_sender(services.engine, services.settings) as send:
         tasks = [

@@ -17,67 +17,27 @@ was pending) hands them all back. Handing back a chunk that already ended change
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
-import signal
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from multiprocessing import forkserver
-from typing import Any
 
 from sqlalchemy import Engine
 
 from imgbatch.config import Settings
 from imgbatch.db.leases import release_chunk
 from imgbatch.db.work import Chunk
-from imgbatch.dispatch import worker_process
+from imgbatch.dispatch import local_pool
+from imgbatch.dispatch.local_pool import start_forkserver, worker_context
 from imgbatch.dispatch.policy import CHUNKS_PER_PROCESS
-from imgbatch.dispatch.worker_process import Settled
+from imgbatch.dispatch.settled import Settled
 
 log = logging.getLogger(__name__)
 
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 # How long stopping waits for each killed worker to be gone.
 STOP_SECONDS = 2.0
-
-
-def start_forkserver() -> None:
-    """Start the process the workers are forked from with SIGINT and SIGTERM ignored, a
-    disposition exec keeps: a signal to the whole process group (Ctrl-C, a container's
-    stop) must not kill it under the pool, which would take every worker for dead.
-    The owner stops the workers itself (:meth:`EmbeddedRunner.stop`).
-
-    Idempotent; a caller that starts it early (``imgbatch run``, before it reads the CSV)
-    lets the server import the workers' modules meanwhile, on the other core."""
-    if threading.current_thread() is not threading.main_thread():
-        return  # signal dispositions are the main thread's to change; started on demand
-    worker_context()  # its preload is set before the fork server starts
-    previous = {signum: signal.signal(signum, signal.SIG_IGN) for signum in STOP_SIGNALS}
-    try:
-        forkserver.ensure_running()
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-
-
-def _start_worker(*args: Any) -> None:
-    """Pool initializer. A terminal's Ctrl-C reaches the whole process group: the owner
-    stops its workers itself, so they never die half-way behind its back (SIGTERM is
-    ignored already, inherited from the forkserver; SIGINT the forkserver restores)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    worker_process.start(*args)
-
-
-def worker_context() -> multiprocessing.context.ForkServerContext:
-    """forkserver, with the worker's modules imported once in the fork server: each
-    worker then starts in about 50 ms of CPU instead of importing everything again
-    (about 0.7 s each, measured)."""
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["imgbatch.dispatch.worker_process", "simplejpeg"])
-    return context
 
 
 @dataclass
@@ -124,10 +84,10 @@ class EmbeddedRunner:
         pool = ProcessPoolExecutor(
             1,
             mp_context=worker_context(),
-            initializer=_start_worker,
+            initializer=local_pool.start_worker,
             initargs=(self.settings, os.getpid(), self.runner_id),
         )
-        pool.submit(worker_process.ready)  # start the process now, not on demand
+        pool.submit(local_pool.ready)  # start the process now, not on demand
         return pool
 
     def has_capacity(self) -> bool:
@@ -155,7 +115,7 @@ class EmbeddedRunner:
             slot.held.append(chunk)
             pool = slot.pool
         try:
-            future = pool.submit(worker_process.run_chunk_until_settled, chunk)
+            future = pool.submit(local_pool.run_chunk_until_settled, chunk)
         except BrokenProcessPool:
             future = Future()
             future.set_exception(BrokenProcessPool("the pool was broken"))
@@ -216,7 +176,7 @@ class EmbeddedRunner:
         ]
         for pool in pools:
             pool.shutdown(wait=False, cancel_futures=True)
-        # Workers ignore SIGTERM (see start_forkserver). Killing one mid-chunk loses
+        # Workers ignore SIGTERM (see local_pool.start_forkserver). Killing one mid-chunk loses
         # nothing: its lease is handed out again, and output keys are deterministic.
         for process in processes:
             process.kill()

@@ -22,12 +22,13 @@ import threading
 import time
 from collections.abc import Coroutine
 from concurrent.futures import Future
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, TypeVar
 
 from imgbatch.config import Settings
 from imgbatch.db.engine import make_engine
 from imgbatch.db.leases import release_chunk
 from imgbatch.db.work import Chunk
+from imgbatch.dispatch.settled import Settled
 from imgbatch.fetch import Fetcher
 from imgbatch.pipeline import Workbench, process_chunk, thread_compressor
 from imgbatch.storage import open_storage
@@ -35,14 +36,6 @@ from imgbatch.storage import open_storage
 T = TypeVar("T")
 
 log = logging.getLogger(__name__)
-
-
-class Settled(NamedTuple):
-    """A chunk's answer to the embedded pool: its result (None: its tail runs on), and the
-    chunks this process was still running as it answered."""
-
-    finished: bool | None
-    running: tuple[Chunk, ...]
 
 
 class WorkerProcess:
@@ -209,11 +202,6 @@ def _exit_with_owner(owner: int) -> None:
             os.kill(owner, 0)
         except ProcessLookupError:
             os._exit(1)
-
-
-def ready() -> int:
-    """A no-op task: one per worker starts the pool before the first chunk arrives."""
-    return os.getpid()
 
 
 def run_chunk(chunk: Chunk) -> bool:

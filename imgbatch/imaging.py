@@ -84,6 +84,33 @@ def compress(
     avif_speed: int = DEFAULT_AVIF_SPEED,
 ) -> Compressed:
     """Re-encode ``data`` per ``options``; raise ``ImageError`` when it cannot be."""
+    fast = compress_fast(data, options=options, max_pixels=max_pixels)
+    if fast is not None:
+        return fast
+    return compress_with_pillow(data, options=options, max_pixels=max_pixels, avif_speed=avif_speed)
+
+
+def compress_fast(data: bytes, *, options: OutputOptions, max_pixels: int) -> Compressed | None:
+    """The libjpeg-turbo fast path alone: plain 8-bit JPEGs to a full-size JPEG, or
+    ``None`` for anything else, or any doubt (``compress_with_pillow`` then does it).
+    It never raises, and its work is bounded: a decode and an encode of at most
+    ``max_pixels``, the GIL released throughout."""
+    if options.format != "jpeg" or options.max_size is not None:
+        return None
+    fast = imaging_turbo.reencode(
+        data, quality=options.quality, max_pixels=max_pixels, icc_space=_icc_colour_space
+    )
+    return None if fast is None else Compressed(fast.data, fast.width, fast.height, "JPEG")
+
+
+def compress_with_pillow(
+    data: bytes,
+    *,
+    options: OutputOptions,
+    max_pixels: int,
+    avif_speed: int = DEFAULT_AVIF_SPEED,
+) -> Compressed:
+    """``compress`` without its fast path: every format, every option."""
     # Pillow's own size checks (on the header, ICO entries, GIF frames, TIFF tiles) use our
     # cap: they fail at twice it, and only warn between once and twice it, so we check the
     # header and the loaded frame ourselves too. (Turning that warning into an error would
@@ -91,14 +118,6 @@ def compress(
     Image.MAX_IMAGE_PIXELS = max_pixels
     # Half-decoded pictures come out grey at the bottom: a truncated file must fail.
     ImageFile.LOAD_TRUNCATED_IMAGES = False
-    # Plain 8-bit JPEGs to a full-size JPEG go straight through libjpeg-turbo; anything
-    # else, or any doubt, here.
-    if options.format == "jpeg" and options.max_size is None:
-        fast = imaging_turbo.reencode(
-            data, quality=options.quality, max_pixels=max_pixels, icc_space=_icc_colour_space
-        )
-        if fast is not None:
-            return Compressed(fast.data, fast.width, fast.height, "JPEG")
     try:
         image = _decode(data, max_pixels, options)
     except ImageError:

@@ -31,7 +31,7 @@ from imgbatch.db.work import (
 )
 from imgbatch.errors import ErrorCode, ImageError
 from imgbatch.fetch import Fetcher, GoOn, Stopped
-from imgbatch.imaging import Compressed, compress
+from imgbatch.imaging import Compressed, compress, compress_fast, compress_with_pillow
 from imgbatch.options import OutputOptions
 from imgbatch.reuse.decide import Reuser
 from imgbatch.storage import Storage, image_key
@@ -73,25 +73,50 @@ class Hand:
             self._held = False
 
 
+# How long a compress waits for the loop to be free to hold (``compressor``) before it
+# takes a thread: a request is written within a millisecond once its connection is up.
+BLOCK_WAIT = 0.02
+
 # Bytes in, compressed out; the tally times the codec alone, not the wait for it.
 Compress = Callable[[bytes, OutputOptions, ChunkTally], Awaitable[Compressed]]
 
 
-def thread_compressor(settings: Settings) -> Compress:
-    """Compress in a thread of this worker process, one image at a time.
+def compressor(
+    settings: Settings, may_block: Callable[[float], Awaitable[bool]] | None = None
+) -> Compress:
+    """Compress in this worker process, one image at a time.
 
-    The thread lets the event loop go on downloading meanwhile (Pillow's codecs release
-    the GIL). One at a time: the pool already has one process per core, so more threads
-    would only contend for the GIL, and one decoded image per process keeps a worker's
+    Plain JPEGs (most inputs) take the libjpeg-turbo fast path on the event loop's own
+    thread: its work is bounded (``compress_fast``) and releases the GIL, and a hand-off
+    to a second thread cost more than it hid. With the codec in a thread, the two threads
+    fought over the GIL on two cores: the workers spent 26-30 ms of CPU per image against
+    22-24 here, and did 10-17 % fewer images a second (``bench/README.md``). Downloads
+    wait meanwhile in the kernel's socket buffers, and go on between images.
+
+    Everything else goes to a thread, so a long Pillow decode or AVIF encode (seconds, for
+    a big picture) never holds up the downloads and their timeouts.
+
+    ``may_block(seconds)`` (``Fetcher.requests_written``) says when the loop may be held:
+    once no download that was told to go on still has to write its request, so a cancel
+    that lands meanwhile is never missed. When that takes longer than ``BLOCK_WAIT``, the
+    image takes the thread instead. One at a time: the pool
+    already has one process per core, and one decoded image per process keeps a worker's
     memory flat whatever the input.
     """
-    work = partial(compress, max_pixels=settings.max_image_pixels, avif_speed=settings.avif_speed)
+    max_pixels = settings.max_image_pixels
+    pillow = partial(compress_with_pillow, max_pixels=max_pixels, avif_speed=settings.avif_speed)
+    whole = partial(compress, max_pixels=max_pixels, avif_speed=settings.avif_speed)
     gate = asyncio.Semaphore(1)
 
     async def run(data: bytes, options: OutputOptions, tally: ChunkTally) -> Compressed:
         async with gate:
             with tally.timing("encode"):
-                return await asyncio.to_thread(work, data, options=options)
+                if may_block is None or await may_block(BLOCK_WAIT):
+                    fast = compress_fast(data, options=options, max_pixels=max_pixels)
+                    if fast is not None:
+                        return fast
+                    return await asyncio.to_thread(pillow, data, options=options)
+                return await asyncio.to_thread(whole, data, options=options)
 
     return run
 

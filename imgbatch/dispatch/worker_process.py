@@ -30,7 +30,7 @@ from imgbatch.db.leases import release_chunk
 from imgbatch.db.work import Chunk
 from imgbatch.dispatch.settled import Settled
 from imgbatch.fetch import Fetcher
-from imgbatch.pipeline import Workbench, process_chunk, thread_compressor
+from imgbatch.pipeline import Workbench, compressor, process_chunk
 from imgbatch.storage import open_storage
 
 T = TypeVar("T")
@@ -59,12 +59,13 @@ class WorkerProcess:
     async def _open(settings: Settings) -> Workbench:
         # Built inside the loop that will run every chunk: the Fetcher's pooled client
         # belongs to the loop it first ran on.
+        fetcher = Fetcher(settings)
         return Workbench(
             settings,
             make_engine(settings.effective_database_url, pool_size=2),
-            Fetcher(settings),
+            fetcher,
             open_storage(settings),
-            thread_compressor(settings),  # this process is one core's worth already
+            compressor(settings, may_block=fetcher.requests_written),
         )
 
     def run(self, work: Coroutine[Any, Any, T]) -> T:

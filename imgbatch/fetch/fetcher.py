@@ -45,6 +45,7 @@ from imgbatch.fetch.inflate import BoundedDecoder
 from imgbatch.fetch.session import safe_session
 from imgbatch.fetch.sharelinks import direct_download_url, web_page_error
 from imgbatch.fetch.transport import Resolver, system_resolver
+from imgbatch.fetch.unwritten import WRITTEN, Unwritten
 
 MAX_REDIRECTS = 5
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
@@ -183,6 +184,7 @@ class Fetcher:
         self._session: aiohttp.ClientSession | None = None  # made in the loop that uses it
         self._all_slots = asyncio.Semaphore(settings.fetch_concurrency)
         self._host_slots = _HostSlots(settings.fetch_per_host)
+        self._unwritten = Unwritten()
 
     async def __aenter__(self) -> Fetcher:
         return self
@@ -198,6 +200,11 @@ class Fetcher:
     async def aclose(self) -> None:
         if self._session is not None:
             await self._session.close()
+
+    async def requests_written(self, timeout: float) -> bool:
+        """True once every download told to go on has written its request (``unwritten``);
+        False when that takes longer than ``timeout``."""
+        return await self._unwritten.all_written(timeout)
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -260,7 +267,8 @@ class Fetcher:
             try:
                 async with asyncio.timeout(self._timeout) as deadline:
                     take = None if room is None else _paused(deadline, room.take)
-                    return await self._follow(url, conditions, take)
+                    with self._unwritten.one() as written:
+                        return await self._follow(url, conditions, take, written)
             except BaseException as exc:
                 if room is not None:
                     room.give_back()  # no room is held while waiting to be tried again
@@ -273,14 +281,18 @@ class Fetcher:
         url: str,
         conditions: Mapping[str, str],
         before_body: Callable[[], Awaitable[None]] | None,
+        written: Callable[[], None],
     ) -> Fetched:
         current = url
+        context = {WRITTEN: written}
         headers = {**self._headers, **conditions}
         for hop in range(MAX_REDIRECTS + 1):
             if hop:  # fetch() checked the first URL already
                 self._policy.check_url(current)
             requested_at = datetime.now(UTC)
-            answer = self.session.get(URL(current), headers=headers, allow_redirects=False)
+            answer = self.session.get(
+                URL(current), headers=headers, allow_redirects=False, trace_request_ctx=context
+            )
             async with answer as response:
                 location = response.headers.get("Location")
                 if response.status in REDIRECT_STATUSES and location:

@@ -31,6 +31,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 
 from imgbatch.fetch.addresses import AddressPolicy
 from imgbatch.fetch.transport import AddressBlocked, NameNotResolved, Resolver, forbidden_address
+from imgbatch.fetch.unwritten import written_trace
 
 # How long an idle pooled connection is kept. Idle connections do not count against the
 # connection limit, so with thousands of hosts this is what bounds the open sockets.
@@ -115,4 +116,5 @@ def safe_session(
         trust_env=False,
         timeout=aiohttp.ClientTimeout(total=None),
         skip_auto_headers=("Accept-Encoding",),
+        trace_configs=[written_trace()],
     )

@@ -81,9 +81,7 @@ BLOCK_WAIT = 0.02
 Compress = Callable[[bytes, OutputOptions, ChunkTally], Awaitable[Compressed]]
 
 
-def compressor(
-    settings: Settings, may_block: Callable[[float], Awaitable[bool]] | None = None
-) -> Compress:
+def compressor(settings: Settings, may_block: Callable[[float], Awaitable[bool]]) -> Compress:
     """Compress in this worker process, one image at a time.
 
     Plain JPEGs (most inputs) take the libjpeg-turbo fast path on the event loop's own
@@ -99,9 +97,10 @@ def compressor(
     ``may_block(seconds)`` (``Fetcher.requests_written``) says when the loop may be held:
     once no download that was told to go on still has to write its request, so a cancel
     that lands meanwhile is never missed. When that takes longer than ``BLOCK_WAIT``, the
-    image takes the thread instead. One at a time: the pool
-    already has one process per core, and one decoded image per process keeps a worker's
-    memory flat whatever the input.
+    image takes the thread instead.
+
+    One at a time: the pool already has one process per core, and one decoded image per
+    process keeps a worker's memory flat whatever the input.
     """
     max_pixels = settings.max_image_pixels
     pillow = partial(compress_with_pillow, max_pixels=max_pixels, avif_speed=settings.avif_speed)
@@ -111,7 +110,7 @@ def compressor(
     async def run(data: bytes, options: OutputOptions, tally: ChunkTally) -> Compressed:
         async with gate:
             with tally.timing("encode"):
-                if may_block is None or await may_block(BLOCK_WAIT):
+                if await may_block(BLOCK_WAIT):
                     fast = compress_fast(data, options=options, max_pixels=max_pixels)
                     if fast is not None:
                         return fast

@@ -30,7 +30,6 @@ from imgbatch.db.models import TERMINAL_STATUSES, Request, RequestStatus, Runner
 from imgbatch.db.reads import get_request
 from imgbatch.db.resume import pin_request, unfinished_request
 from imgbatch.db.runners import unregister_runner
-from imgbatch.dispatch.local_pool import start_forkserver
 from imgbatch.errors import CsvError, CsvInvalid
 from imgbatch.operations import errors_csv_text, output_csv_text, submit_csv
 from imgbatch.options import OptionsInvalid, OutputOptions
@@ -95,8 +94,6 @@ def run(
     if problem:
         say(f"imgbatch: {output}: {problem}; nothing was done")
         raise typer.Exit(2)
-    if settings.embedded:
-        start_forkserver()  # started already by console.main, unless run some other way
     services = open_services(settings)
     request_id: str | None = None
     try:

@@ -30,7 +30,6 @@ from imgbatch.config import Settings
 from imgbatch.db.leases import release_chunk
 from imgbatch.db.work import Chunk
 from imgbatch.dispatch import local_pool
-from imgbatch.dispatch.local_pool import start_forkserver, worker_context
 from imgbatch.dispatch.policy import CHUNKS_PER_PROCESS
 from imgbatch.dispatch.settled import Settled
 
@@ -76,14 +75,14 @@ class EmbeddedRunner:
         self.on_done = on_done
         self._lock = threading.Lock()
         self._stopping = False
-        start_forkserver()
+        local_pool.start_forkserver()
         self._slots = [_Slot(self._new_pool()) for _ in range(settings.workers)]
 
     def _new_pool(self) -> ProcessPoolExecutor:
         # forkserver: forking a process that runs an event loop and threads can deadlock.
         pool = ProcessPoolExecutor(
             1,
-            mp_context=worker_context(),
+            mp_context=local_pool.worker_context(),
             initializer=local_pool.start_worker,
             initargs=(self.settings, os.getpid(), self.runner_id),
         )

@@ -11,7 +11,8 @@ per image: user + system of the worker processes (of the pool for the ceilings),
 the whole tree, the server or command process included (its share also answers the
 bench's status polls). On a machine that other work shares, wall-time ratios move with
 that work; CPU per image does not, so its ratio is the one to trust there. Also the peak
-PSS of the server and its workers.
+PSS of the server and its workers, and the share of the machine's cores left idle during each
+end-to-end run (idle + iowait in `/proc/stat`): time the pipeline did not keep them fed.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import httpx
@@ -54,6 +55,29 @@ class Figure:
     cpu_ms: float  # CPU milliseconds per image, every process of the tree
     worker_ms: float  # the same without the root process (server or command): the workers
     pss: int = 0  # peak PSS of the tree, bytes
+    idle: float = 0.0  # share of the machine's CPU time left idle meanwhile (0-1)
+
+
+def _machine_times() -> list[int]:
+    """The machine's CPU time by state (``/proc/stat``'s first line, in clock ticks)."""
+    with open("/proc/stat") as stat:
+        return [int(field) for field in stat.readline().split()[1:]]
+
+
+@dataclass
+class IdleMeter:
+    """The share of every core's time spent idle (idle + iowait) while in the block: a
+    pipeline that keeps its cores fed leaves none, whatever else the machine runs."""
+
+    share: float = 0.0
+
+    def __enter__(self) -> IdleMeter:
+        self._start = _machine_times()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        spent = [end - start for start, end in zip(self._start, _machine_times(), strict=True)]
+        self.share = (spent[3] + spent[4]) / max(1, sum(spent))
 
 
 @dataclass
@@ -143,13 +167,13 @@ def _rows(base: str) -> list[list[str]]:
 def serve_rate(delay_ms: float) -> Figure:
     with origin(delay_ms) as base, live_server() as server, httpx.Client() as client:
         body = csv_text(_rows(base))
-        with TreeSampler(server.process.pid) as sampler:
+        with TreeSampler(server.process.pid) as sampler, IdleMeter() as idle:
             started = time.perf_counter()
             request = upload(client, server.url, body)
             final = wait_terminal(client, server.url, str(request["request_id"]), poll=0.1)
             elapsed = time.perf_counter() - started
         assert final["status"] == "completed", final
-        return sampler.figure(IMAGES, elapsed)
+        return replace(sampler.figure(IMAGES, elapsed), idle=idle.share)
 
 
 def run_rate(delay_ms: float) -> Figure:
@@ -163,19 +187,20 @@ def run_rate(delay_ms: float) -> Figure:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        with TreeSampler(command.pid) as sampler:
+        with TreeSampler(command.pid) as sampler, IdleMeter() as idle:
             assert command.wait() == 0
         elapsed = time.perf_counter() - started
-        return sampler.figure(IMAGES, elapsed)
+        return replace(sampler.figure(IMAGES, elapsed), idle=idle.share)
 
 
 def _print(name: str, figure: Figure, pillow: Figure, turbo: Figure) -> None:
     pss = f" {figure.pss / 1e6:5.0f} MB" if figure.pss else ""
+    idle = f" | {figure.idle:4.0%}" if figure.pss else ""
     print(
         f"{name:>24} | {figure.rate:6.1f} {figure.rate / pillow.rate:5.2f} "
         f"{figure.rate / turbo.rate:5.2f} | {figure.worker_ms:5.1f} "
         f"{pillow.worker_ms / figure.worker_ms:5.2f} {turbo.worker_ms / figure.worker_ms:5.2f} "
-        f"| {figure.cpu_ms:5.1f} {pillow.cpu_ms / figure.cpu_ms:5.2f} |{pss}"
+        f"| {figure.cpu_ms:5.1f} {pillow.cpu_ms / figure.cpu_ms:5.2f} |{pss}{idle}"
     )
 
 
@@ -184,11 +209,11 @@ def main() -> None:
     print("targets: end to end >= 1.0 x the plain-Pillow ceiling, >= 0.8 x libjpeg-turbo direct")
     print(
         f"{'':>24} | {'img/s':>6} {'/Pil':>5} {'/tj':>5} | {'ms':>5} {'/Pil':>5} {'/tj':>5} "
-        f"| {'ms':>5} {'/Pil':>5} | peak PSS"
+        f"| {'ms':>5} {'/Pil':>5} | peak PSS | idle"
     )
     print(
         f"{'':>24} | {'wall time':^18} | {'workers CPU/image':^18} | {'all CPU/img':^11} "
-        "| server + workers"
+        "| server + workers | cores"
     )
     pillow = ceiling(plain_pillow)
     turbo = ceiling(turbo_direct)

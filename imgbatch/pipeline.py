@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -114,6 +115,12 @@ def compressor(settings: Settings, may_block: Callable[[float], Awaitable[bool]]
     pillow = partial(compress_with_pillow, max_pixels=max_pixels, avif_speed=settings.avif_speed)
     whole = partial(compress, max_pixels=max_pixels, avif_speed=settings.avif_speed)
     gate = asyncio.Semaphore(1)
+    # The codec's own thread, not the loop's default executor: queued there, a run of
+    # compresses would hold up the stores, database reads and address look-ups behind it.
+    codec_thread = ThreadPoolExecutor(1, thread_name_prefix="imgbatch-codec")
+
+    async def in_codec_thread(work: Callable[[], Compressed]) -> Compressed:
+        return await asyncio.get_running_loop().run_in_executor(codec_thread, work)
 
     async def run(data: bytes, options: OutputOptions, tally: ChunkTally) -> Compressed:
         async with gate:
@@ -124,8 +131,8 @@ def compressor(settings: Settings, may_block: Callable[[float], Awaitable[bool]]
                     fast = compress_fast(data, options=options, max_pixels=max_pixels)
                     if fast is not None:
                         return fast
-                    return await asyncio.to_thread(pillow, data, options=options)
-                return await asyncio.to_thread(whole, data, options=options)
+                    return await in_codec_thread(partial(pillow, data, options=options))
+                return await in_codec_thread(partial(whole, data, options=options))
 
     return run
 

@@ -4,6 +4,7 @@ download still made, on a new connection) once the server has closed them while 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import threading
 from collections.abc import Iterator
@@ -113,3 +114,43 @@ async def test_each_origin_keeps_its_idle_connection_while_another_is_used() -> 
     # the third download went out on the first origin's kept connection.
     assert (first.connections, second.connections) == (1, 1)
     assert (first.requests, second.requests) == (2, 1)
+
+
+async def test_a_download_still_connecting_does_not_hold_the_codec_off_the_loop() -> None:
+    """The codec runs on the loop's thread once every download told to go on has written
+    its request (``Fetcher.requests_written``); one whose connect hangs (here: a listener
+    whose queue is full drops the SYN, which is retried after a second) is not waited for,
+    or every compress would go to a thread for as long as the connect takes."""
+    listener = socket.create_server(("127.0.0.1", 0), backlog=0)
+    port = listener.getsockname()[1]
+    queued = []
+    for _ in range(4):  # never accepted: the listener's queue fills up
+        client = socket.socket()
+        client.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            client.connect(("127.0.0.1", port))
+        queued.append(client)
+    fetcher = Fetcher(
+        Settings(fetch_retries=0, fetch_timeout=5.0),
+        policy=AddressPolicy([f"127.0.0.1:{port}"]),
+    )
+    told = asyncio.Event()
+
+    async def go_on() -> bool:
+        told.set()
+        return True
+
+    download = asyncio.create_task(fetcher.fetch(f"http://127.0.0.1:{port}/a.jpg", go_on=go_on))
+    try:
+        await told.wait()
+        await asyncio.sleep(0.2)
+        assert not download.done()  # still connecting
+        assert await fetcher.requests_written(0.05)
+    finally:
+        download.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await download
+        await fetcher.aclose()
+        for client in queued:
+            client.close()
+        listener.close()

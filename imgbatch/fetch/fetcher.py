@@ -45,7 +45,7 @@ from imgbatch.fetch.inflate import BoundedDecoder
 from imgbatch.fetch.session import safe_session
 from imgbatch.fetch.sharelinks import direct_download_url, web_page_error
 from imgbatch.fetch.transport import Resolver, system_resolver
-from imgbatch.fetch.unwritten import WRITTEN, Unwritten
+from imgbatch.fetch.unwritten import WRITTEN, Attempt, Unwritten
 
 MAX_REDIRECTS = 5
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
@@ -202,8 +202,8 @@ class Fetcher:
             await self._session.close()
 
     async def requests_written(self, timeout: float) -> bool:
-        """True once every download told to go on has written its request (``unwritten``);
-        False when that takes longer than ``timeout``."""
+        """True once every download told to go on whose connection is up has written its
+        request (``unwritten``); False when that takes longer than ``timeout``."""
         return await self._unwritten.all_written(timeout)
 
     @property
@@ -267,8 +267,8 @@ class Fetcher:
             try:
                 async with asyncio.timeout(self._timeout) as deadline:
                     take = None if room is None else _paused(deadline, room.take)
-                    with self._unwritten.one() as written:
-                        return await self._follow(url, conditions, take, written)
+                    with self._unwritten.one() as attempt:
+                        return await self._follow(url, conditions, take, attempt)
             except BaseException as exc:
                 if room is not None:
                     room.give_back()  # no room is held while waiting to be tried again
@@ -281,10 +281,10 @@ class Fetcher:
         url: str,
         conditions: Mapping[str, str],
         before_body: Callable[[], Awaitable[None]] | None,
-        written: Callable[[], None],
+        attempt: Attempt,
     ) -> Fetched:
         current = url
-        context = {WRITTEN: written}
+        context = {WRITTEN: attempt}
         headers = {**self._headers, **conditions}
         for hop in range(MAX_REDIRECTS + 1):
             if hop:  # fetch() checked the first URL already

@@ -86,10 +86,15 @@ def serve(
             self.end_headers()
             self.wfile.write(body)
 
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    server.daemon_threads = True
-    server.request_queue_size = 256
+    server = Origin(("127.0.0.1", port), Handler)
     server.serve_forever()
+
+
+class Origin(ThreadingHTTPServer):
+    daemon_threads = True
+    # listen()'s backlog, read as the server binds: set on the instance afterwards, it was
+    # 5, and a worker's first connections found their SYNs dropped (retried after 1 s).
+    request_queue_size = 256
 
 
 if __name__ == "__main__":

@@ -55,7 +55,7 @@ class Figure:
     cpu_ms: float  # CPU milliseconds per image, every process of the tree
     worker_ms: float  # the same without the root process (server or command): the workers
     pss: int = 0  # peak PSS of the tree, bytes
-    idle: float = 0.0  # share of the machine's CPU time left idle meanwhile (0-1)
+    idle: float | None = None  # end to end: the machine's CPU time left idle (0-1)
 
 
 def _machine_times() -> list[int]:
@@ -195,7 +195,7 @@ def run_rate(delay_ms: float) -> Figure:
 
 def _print(name: str, figure: Figure, pillow: Figure, turbo: Figure) -> None:
     pss = f" {figure.pss / 1e6:5.0f} MB" if figure.pss else ""
-    idle = f" | {figure.idle:4.0%}" if figure.pss else ""
+    idle = "" if figure.idle is None else f" | {figure.idle:4.0%}"
     print(
         f"{name:>24} | {figure.rate:6.1f} {figure.rate / pillow.rate:5.2f} "
         f"{figure.rate / turbo.rate:5.2f} | {figure.worker_ms:5.1f} "

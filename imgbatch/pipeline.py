@@ -31,7 +31,7 @@ from imgbatch.db.work import (
     record_results,
 )
 from imgbatch.errors import ErrorCode, ImageError
-from imgbatch.fetch import Fetcher, GoOn, Stopped
+from imgbatch.fetch.fetcher import Fetcher, GoOn, Stopped
 from imgbatch.imaging import Compressed, compress, compress_fast, compress_with_pillow
 from imgbatch.options import OutputOptions
 from imgbatch.reuse.decide import Reuser

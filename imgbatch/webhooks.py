@@ -35,7 +35,9 @@ from imgbatch.db.counters import WEBHOOK_ATTEMPTS, add_counts, labels_text
 from imgbatch.db.engine import utcnow
 from imgbatch.db.models import WebhookStatus
 from imgbatch.db.webhooks import DueWebhook, claim_due, record_attempt
-from imgbatch.fetch import AddressPolicy, as_image_error, safe_async_client
+from imgbatch.fetch.addresses import AddressPolicy
+from imgbatch.fetch.failures import as_image_error
+from imgbatch.fetch.transport import safe_async_client
 from imgbatch.signing import SECRET_FILE, SigningKeys, WebhookSecretInvalid, webhook_secret
 
 # The secret's API, kept importable from here.

@@ -6,8 +6,7 @@ import pytest
 
 from imgbatch.config import Settings
 from imgbatch.errors import ErrorCode, ImageError
-from imgbatch.fetch import AddressPolicy
-from imgbatch.fetch.addresses import parse_ipv4_number
+from imgbatch.fetch.addresses import AddressPolicy, parse_ipv4_number
 
 DEFAULT = AddressPolicy()
 

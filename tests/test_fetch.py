@@ -21,10 +21,10 @@ import pytest
 
 from imgbatch.config import Settings
 from imgbatch.errors import ErrorCode, ImageError
-from imgbatch.fetch import (
+from imgbatch.fetch.addresses import AddressPolicy
+from imgbatch.fetch.fetcher import Fetcher
+from imgbatch.fetch.transport import (
     AddressBlocked,
-    AddressPolicy,
-    Fetcher,
     NameNotResolved,
     Resolver,
     safe_async_client,

@@ -12,7 +12,8 @@ from collections.abc import Iterator
 import pytest
 
 from imgbatch.config import Settings
-from imgbatch.fetch import AddressPolicy, Fetcher
+from imgbatch.fetch.addresses import AddressPolicy
+from imgbatch.fetch.fetcher import Fetcher
 
 pytestmark = pytest.mark.anyio
 

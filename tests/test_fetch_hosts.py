@@ -21,8 +21,10 @@ import pytest
 import imgbatch
 from imgbatch.config import Settings
 from imgbatch.errors import ErrorCode, ImageError
-from imgbatch.fetch import AddressPolicy, Fetcher, Resolver
+from imgbatch.fetch.addresses import AddressPolicy
+from imgbatch.fetch.fetcher import Fetcher
 from imgbatch.fetch.sharelinks import WEB_PAGE_MESSAGE, direct_download_url
+from imgbatch.fetch.transport import Resolver
 from tests.origin import Origin, send_bytes
 from tests.test_fetch import IMAGE, MiB, anyio_backend  # noqa: F401  (fixture)
 

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from imgbatch.config import Settings
-from imgbatch.fetch import AddressPolicy, Fetcher
+from imgbatch.fetch.addresses import AddressPolicy
+from imgbatch.fetch.fetcher import Fetcher
 from imgbatch.pipeline import Hand
 from tests.origin import Origin, answer, in_turn, redirect, send_bytes
 

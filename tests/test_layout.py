@@ -4,6 +4,9 @@ none can hide one), and no module over 400 lines."""
 from __future__ import annotations
 
 import ast
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "imgbatch"
@@ -85,3 +88,21 @@ def test_no_module_is_over_400_lines() -> None:
         name: len(path.read_text(encoding="utf-8").splitlines()) for name, path in modules().items()
     }
     assert {name: n for name, n in sizes.items() if n > MAX_LINES} == {}
+
+
+def test_the_run_commands_own_process_imports_no_pipeline() -> None:
+    """``imgbatch run``'s own process never downloads or compresses (its workers do):
+    importing the command and checking the settings leave aiohttp, Pillow and numpy out,
+    about 0.3 s of a run's start (``dispatch/local_pool.py``, ``fetch/__init__.py``)."""
+    probe = (
+        "import sys, imgbatch.cli, imgbatch.cli.run, imgbatch.dispatch.embedded\n"
+        "from imgbatch.cli.checks import settings_or_exit\n"
+        "settings_or_exit()\n"
+        "print(' '.join(m for m in ('aiohttp', 'PIL', 'numpy', 'simplejpeg', 'fastapi')"
+        " if m in sys.modules))\n"
+    )
+    env = {**os.environ, "IMGBATCH_ALLOW_PRIVATE_NETWORKS": "127.0.0.0/8"}
+    done = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.split() == []

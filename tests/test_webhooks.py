@@ -41,7 +41,8 @@ from imgbatch.db.models import WebhookStatus
 from imgbatch.db.reads import get_request, webhook_attempts
 from imgbatch.db.webhooks import DueWebhook, claim_due, record_attempt
 from imgbatch.db.work import cancel_request
-from imgbatch.fetch import AddressPolicy, safe_async_client
+from imgbatch.fetch.addresses import AddressPolicy
+from imgbatch.fetch.transport import safe_async_client
 from imgbatch.webhooks import WebhookSecretInvalid, deliver_due, webhook_secret
 from tests.helpers import IMGBATCH, csv_bytes, wait_until
 from tests.origin import Handler, Origin, answer, hang_up, in_turn, redirect, stall

@@ -35,6 +35,12 @@ from imgbatch.operations import errors_csv_text, output_csv_text, submit_csv
 from imgbatch.options import OptionsInvalid, OutputOptions
 from imgbatch.runtime import Services, background_work, become_runner, open_services
 
+# How often the progress is read, and more often for the last images (about a quarter of
+# a second of work on two cores): the end is seen 10 ms after it, not 100 ms on average.
+POLL_SECONDS = 0.2
+FINISHING_IMAGES = 32
+FINISHING_SECONDS = 0.02
+
 # Exit statuses (SPEC §7): a shell's 128 + signal number.
 STOPPED_BY = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
@@ -245,7 +251,8 @@ async def _follow(services: Services, request_id: str) -> Request:
                 )
                 if request.status in TERMINAL_STATUSES:
                     return request
-                await asyncio.sleep(0.2)
+                left = request.total_images - done
+                await asyncio.sleep(POLL_SECONDS if left > FINISHING_IMAGES else FINISHING_SECONDS)
 
 
 def errors_path(output: Path) -> Path:

@@ -29,7 +29,7 @@ from imgbatch.db.engine import make_engine
 from imgbatch.db.leases import release_chunk
 from imgbatch.db.work import Chunk
 from imgbatch.dispatch.settled import Settled
-from imgbatch.fetch import Fetcher
+from imgbatch.fetch.fetcher import Fetcher
 from imgbatch.pipeline import Workbench, compressor, process_chunk
 from imgbatch.storage import open_storage
 

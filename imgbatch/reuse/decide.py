@@ -41,7 +41,7 @@ from imgbatch.coalesced import Coalesced
 from imgbatch.db.engine import utcnow
 from imgbatch.db.work import ChunkImage, ImageResult
 from imgbatch.errors import ImageError
-from imgbatch.fetch import Fetched, Fetcher, GoOn, Room
+from imgbatch.fetch.fetcher import Fetched, Fetcher, GoOn, Room
 from imgbatch.options import OutputOptions
 from imgbatch.reuse.freshness import CachePolicy, read_policy
 from imgbatch.reuse.table import (

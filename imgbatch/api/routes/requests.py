@@ -26,7 +26,7 @@ from imgbatch.db.tenants import forget_upload
 from imgbatch.db.work import cancel_request, retry_request
 from imgbatch.deletion import Deletion, try_delete
 from imgbatch.errors import CsvError, CsvInvalid, ImageError
-from imgbatch.fetch import AddressPolicy
+from imgbatch.fetch.addresses import AddressPolicy
 from imgbatch.operations import errors_csv_text, in_blocks, output_csv_text, submit_csv
 from imgbatch.options import OptionsInvalid, OutputOptions
 

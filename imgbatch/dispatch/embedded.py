@@ -60,6 +60,13 @@ def _still_held(held: list[Chunk], answered: Chunk, running: tuple[Chunk, ...]) 
 
 
 class EmbeddedRunner:
+    # A chunk whose downloads are in hand compresses its tail while the process runs the
+    # next and has one more ready: three of a process's chunks are in flight (claimed,
+    # not recorded). With a window of two per process, a request with both processes in
+    # that state could claim nothing when a chunk settled, and no wake came when a tail
+    # was recorded: the next poll (0.5 s) found the process idle (``bench/README.md``).
+    chunks_per_process = CHUNKS_PER_PROCESS + 1
+
     def __init__(
         self,
         engine: Engine,

@@ -29,7 +29,9 @@ from imgbatch.db.leases import (
 from imgbatch.db.runners import live_processes
 from imgbatch.db.work import Chunk
 
-# The default window: per worker process, one chunk running and one ready behind it.
+# Per worker process, one chunk running and one ready behind it: the calls a process of
+# the embedded pool takes (``EmbeddedRunner.has_capacity``), and a Celery pool process's
+# share of the window.
 CHUNKS_PER_PROCESS = 2
 
 
@@ -41,6 +43,10 @@ class Runner(Protocol):
     #: that waits out its expiry.
     lease_owner: str | None
 
+    #: Chunks of one process that count as in flight at once: its share of the default
+    #: window. The embedded pool's process also finishes a chunk (its tail) meanwhile.
+    chunks_per_process: int
+
     def has_capacity(self) -> bool:
         """True while this runner can take another chunk now."""
 
@@ -48,12 +54,13 @@ class Runner(Protocol):
         """Start (or enqueue) a claimed chunk."""
 
 
-def window(settings: Settings, processes: int) -> int:
+def window(settings: Settings, processes: int, per_process: int = CHUNKS_PER_PROCESS) -> int:
     """Chunks one request may have in flight: ``IMGBATCH_CHUNKS_PER_REQUEST``, or by
-    default two per worker process alive (so one request alone can use every core)."""
+    default ``per_process`` per worker process alive (so one request alone can use every
+    core)."""
     if settings.chunks_per_request is not None:
         return settings.chunks_per_request
-    return max(1, CHUNKS_PER_PROCESS * processes)
+    return max(1, per_process * processes)
 
 
 def chunk_size_for(engine: Engine, settings: Settings, request_id: str, processes: int) -> int:
@@ -77,7 +84,7 @@ def dispatch_round(
     ``only_own`` (``imgbatch run``) nothing but its own.
     """
     processes = live_processes(engine)
-    limit = window(settings, processes)
+    limit = window(settings, processes, runner.chunks_per_process)
     in_flight = chunks_in_flight(engine, chunk_size=settings.chunk_size)
     sizes: dict[str, int] = {}  # per request, set at its first claim of the round
     requests = sorted(

@@ -71,6 +71,46 @@ def test_ingest_counts_and_duplicates(engine: Engine) -> None:
     assert [tuple(i) for i in images] == [(0, None, 1), (1, 0, 0), (2, None, 0)]
 
 
+def test_ingest_stores_every_row_as_uploaded(engine: Engine) -> None:
+    # Two ingest batches (5,000 rows, then 300), each many statements on SQLite (111
+    # images, 124 products per statement), with one to four URLs a row.
+    rows = [
+        (
+            serial,
+            f"Product {serial}",
+            [f"https://x.example/{serial}/{n}.jpg" for n in range(serial % 4 + 1)],
+        )
+        for serial in range(1, 5301)
+    ]
+    store(engine, rows)
+    with read_tx(engine) as conn:
+        products = conn.execute(
+            select(
+                Product.position,
+                Product.line,
+                Product.serial,
+                Product.product_name,
+                Product.first_seq,
+                Product.image_count,
+            ).order_by(Product.position)
+        ).all()
+        images = conn.execute(
+            select(Image.seq, Image.product_position, Image.position, Image.url).order_by(Image.seq)
+        ).all()
+    firsts = [0]
+    for _, _, urls in rows:
+        firsts.append(firsts[-1] + len(urls))
+    assert [tuple(p) for p in products] == [
+        (i, i + 2, str(serial), name, firsts[i], len(urls))
+        for i, (serial, name, urls) in enumerate(rows)
+    ]
+    assert [tuple(i) for i in images] == [
+        (firsts[i] + n, i, n, url)
+        for i, (_, _, urls) in enumerate(rows)
+        for n, url in enumerate(urls)
+    ]
+
+
 def test_invalid_csv_stores_nothing(engine: Engine) -> None:
     body = csv_bytes([(1, "A", ["https://x.example/1.jpg"])] * 3000 + [(0, "", ["nope"])])
     with pytest.raises(CsvInvalid):

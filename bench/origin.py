@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import socket
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 PHOTOS = Path(__file__).resolve().parent.parent / "tests" / "data" / "photos"
 
@@ -95,6 +98,14 @@ class Origin(ThreadingHTTPServer):
     # listen()'s backlog, read as the server binds: set on the instance afterwards, it was
     # 5, and a worker's first connections found their SYNs dropped (retried after 1 s).
     request_queue_size = 256
+
+    def handle_error(
+        self, request: socket.socket | tuple[bytes, socket.socket], client_address: Any
+    ) -> None:
+        # A client that went away mid-answer (the stop bench kills its run) is no error of
+        # the origin's: only anything else is printed.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 if __name__ == "__main__":

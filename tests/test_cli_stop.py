@@ -96,6 +96,13 @@ def test_a_signal_stops_run_cleanly_and_the_same_command_resumes(
     assert last.startswith("stopped: ") and "run the same command again" in last
     assert not (tmp_path / "in-output.csv").exists()
 
+    # The images under way went back to pending with their start undone: the run stopped
+    # its own processes, no image did, so none of them has to run alone when resumed.
+    assert query(
+        data,
+        "SELECT status, attempts, count(*) FROM images WHERE status != 'succeeded'"
+        " GROUP BY status, attempts",
+    ) == [("pending", 0, IMAGES - succeeded_images(data))]
     done = _succeeded_paths(data)
     asked = dict(slow_origin.hits)
     [(stopped_runner,)] = query(data, "SELECT runner_id FROM requests")

@@ -11,6 +11,8 @@ The one policy of every mode, whatever carries the chunk:
   ``internal_error`` instead of being run again;
 - an image that was started before and comes back in a chunk of several runs alone
   next time, so a poison image wears out only its own attempts, not its siblings';
+- a runner that stops its own processes (a stop signal) hands their chunks back with
+  the attempt undone (:func:`release_stopped`): no image stopped them;
 - a lease is reaped when its owner is gone (``db/runners.py``), or, unowned, when it
   expired.
 """
@@ -226,6 +228,24 @@ def release_chunk(engine: Engine, *, chunk: Chunk) -> int:
     could not be sent, its process died); returns how many went back."""
     with write_tx(engine) as conn:
         return _to_pending(conn, chunk)
+
+
+def release_stopped(engine: Engine, *, chunks: list[Chunk]) -> int:
+    """Hand back the chunks of processes their runner stopped itself (a stop signal, a
+    shutdown): pending at once, and the attempt their start counted undone. No image
+    stopped those processes, so none of them is a suspect that must run alone next time
+    (a resumed ``imgbatch run`` then runs them in chunks, not one by one)."""
+    with write_tx(engine) as conn:
+        return sum(
+            int(
+                conn.execute(
+                    update(Image)
+                    .where(chunk_rows(chunk))
+                    .values(**_UNLEASED, attempts=chunk.attempts)  # as claimed: not started
+                ).rowcount
+            )
+            for chunk in chunks
+        )
 
 
 def _to_pending(conn: Connection, chunk: Chunk) -> int:

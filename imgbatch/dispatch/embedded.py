@@ -23,11 +23,12 @@ from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
+from multiprocessing.process import BaseProcess
 
 from sqlalchemy import Engine
 
 from imgbatch.config import Settings
-from imgbatch.db.leases import release_chunk
+from imgbatch.db.leases import release_chunk, release_stopped
 from imgbatch.db.work import Chunk
 from imgbatch.dispatch import local_pool
 from imgbatch.dispatch.policy import CHUNKS_PER_PROCESS
@@ -168,25 +169,42 @@ class EmbeddedRunner:
             log.warning("could not hand a chunk back; it is reaped later", exc_info=True)
 
     def stop(self) -> None:
-        """Stop at once: unfinished chunks keep their leases, handed out again once this
-        runner is gone (its row is deleted as it stops)."""
+        """Stop at once. The chunks of processes this stop kills go back to pending with
+        their attempt undone (``release_stopped``): they did not kill their process. A
+        process found dead already may have died of an image: its chunks keep their
+        leases, reaped once this runner is gone (its row is deleted as it stops)."""
         with self._lock:
             self._stopping = True
-            pools = [slot.pool for slot in self._slots]
-        # The executor has no public way to stop a running task; without this, shutting
-        # down would wait for the chunks under way.
-        processes = [
-            process
-            for pool in pools
-            for process in list((getattr(pool, "_processes", None) or {}).values())
+            slots = list(self._slots)
+        processes = {id(slot): _processes(slot.pool) for slot in slots}
+        intact = [
+            slot
+            for slot in slots
+            if not getattr(slot.pool, "_broken", False)
+            and all(process.is_alive() for process in processes[id(slot)])
         ]
-        for pool in pools:
-            pool.shutdown(wait=False, cancel_futures=True)
+        for slot in slots:
+            slot.pool.shutdown(wait=False, cancel_futures=True)
         # Workers ignore SIGTERM (see local_pool.start_forkserver). Killing one mid-chunk loses
-        # nothing: its lease is handed out again, and output keys are deterministic.
-        for process in processes:
-            process.kill()
+        # nothing: its chunks are handed back below, and output keys are deterministic.
+        for procs in processes.values():
+            for process in procs:
+                process.kill()
         # Reaped here, not left to the interpreter's exit handlers (which wait without end
         # for a worker that does not die).
-        for process in processes:
-            process.join(STOP_SECONDS)
+        for procs in processes.values():
+            for process in procs:
+                process.join(STOP_SECONDS)
+        stopped = [chunk for slot in intact for chunk in slot.held]
+        if stopped:
+            try:
+                release_stopped(self.engine, chunks=stopped)
+            except Exception:
+                log.warning("could not hand chunks back; they are reaped later", exc_info=True)
+
+
+def _processes(pool: ProcessPoolExecutor) -> list[BaseProcess]:
+    """The pool's worker processes. The executor has no public way to stop a running
+    task, nor to list its processes: without killing them, shutting down would wait for
+    the chunks under way."""
+    return list((getattr(pool, "_processes", None) or {}).values())

@@ -9,12 +9,14 @@ import threading
 from datetime import timedelta
 
 import pytest
+import sqlalchemy.exc
 from sqlalchemy import Engine, func, select, update
 
 from imgbatch.config import Settings
 from imgbatch.csvfile import CsvLimits, open_csv
+from imgbatch.db.bulk import BatchWriter
 from imgbatch.db.engine import read_tx, write_tx
-from imgbatch.db.ingest import canonical_url, create_request
+from imgbatch.db.ingest import PRODUCT_COLUMNS, PRODUCTS, canonical_url, create_request
 from imgbatch.db.leases import MAX_ATTEMPTS, claim_chunk, reap_leases, release_chunk, start_chunk
 from imgbatch.db.models import Image, Product, Request, Runner, RunnerKind
 from imgbatch.db.reads import get_request
@@ -109,6 +111,29 @@ def test_ingest_stores_every_row_as_uploaded(engine: Engine) -> None:
         for i, (_, _, urls) in enumerate(rows)
         for n, url in enumerate(urls)
     ]
+
+
+def _products(first: int, count: int) -> list[tuple[object, ...]]:
+    return [("r1", i, i + 2, str(i), f"P{i}", "u", i, 1) for i in range(first, first + count)]
+
+
+def test_a_batch_that_fails_to_write_fails_the_upload_and_stores_nothing(engine: Engine) -> None:
+    store(engine, [(1, "A", ["https://x.example/1.jpg"])])
+    # On PostgreSQL a batch is written in a thread while the next is read: its failure
+    # (a product position used twice) still surfaces from the upload's transaction.
+    failing = pytest.raises(sqlalchemy.exc.IntegrityError)
+    with failing, write_tx(engine) as conn, BatchWriter(conn) as writer:
+        writer.write([(PRODUCTS, PRODUCT_COLUMNS, _products(1, 3000))])
+        writer.write([(PRODUCTS, PRODUCT_COLUMNS, _products(2999, 2))])
+    assert count(engine, Product) == 1
+
+
+def test_a_failure_while_a_batch_is_written_is_the_one_raised(engine: Engine) -> None:
+    store(engine, [(1, "A", ["https://x.example/1.jpg"])])
+    with pytest.raises(CsvInvalid), write_tx(engine) as conn, BatchWriter(conn) as writer:
+        writer.write([(PRODUCTS, PRODUCT_COLUMNS, _products(1, 3000))])
+        raise CsvInvalid([])
+    assert count(engine, Product) == 1
 
 
 def test_invalid_csv_stores_nothing(engine: Engine) -> None:

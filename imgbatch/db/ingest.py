@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import re
 from itertools import accumulate, islice, repeat
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from sqlalchemy import Connection, Engine, bindparam, insert, update
 
-from imgbatch.csvfile import CsvReader
-from imgbatch.db.bulk import insert_rows
+from imgbatch.csvfile import CsvReader, CsvRow
+from imgbatch.db.bulk import BatchWriter
 from imgbatch.db.engine import utcnow, write_tx
 from imgbatch.db.models import Base, Image, ImageStatus, Request, RequestStatus
 from imgbatch.options import OutputOptions
@@ -140,53 +141,21 @@ def _insert_rows(conn: Connection, request_id: str, reader: CsvReader) -> tuple[
     copies: dict[int, int] = {}  # source seq -> number of later duplicates
     products = images = 0
     rows = reader.rows()
-    while batch := list(islice(rows, BATCH_ROWS)):
-        if reader.problems:
-            # Keep reading to report every error, but stop storing: it all rolls back.
-            for _ in rows:
-                pass
-            break
-        # Column by column in comprehensions, then zipped into tuples: a third of the
-        # CPU of building each tuple in a loop of appends.
-        counts = [len(row.urls) for row in batch]
-        firsts = list(accumulate(counts, initial=images))
-        positions = range(products, products + len(batch))
-        product_rows = list(
-            zip(
-                repeat(request_id),
-                positions,
-                [row.line for row in batch],
-                [row.serial for row in batch],
-                [row.product_name for row in batch],
-                [row.urls_cell for row in batch],
-                firsts,
-                counts,
-                strict=False,  # firsts has one more
+    with BatchWriter(conn) as writer:
+        while batch := list(islice(rows, BATCH_ROWS)):
+            if reader.problems:
+                # Keep reading to report every error, but stop storing: it all rolls back.
+                for _ in rows:
+                    pass
+                break
+            product_rows, image_rows = _rows_of(
+                batch, request_id, products, images, sources, copies
             )
-        )
-        urls = [url for row in batch for url in row.urls]
-        seqs = range(images, images + len(urls))
-        image_rows = list(
-            zip(
-                repeat(request_id),
-                seqs,
-                [
-                    position
-                    for position, count in zip(positions, counts, strict=True)
-                    for _ in range(count)
-                ],
-                [place for count in counts for place in range(count)],
-                urls,
-                _sources_of(urls, seqs, sources, copies),
-                repeat(0),
-                repeat(PENDING),
-                repeat(0),
+            products += len(product_rows)
+            images += len(image_rows)
+            writer.write(
+                [(PRODUCTS, PRODUCT_COLUMNS, product_rows), (IMAGES, IMAGE_COLUMNS, image_rows)]
             )
-        )
-        products += len(batch)
-        images += len(urls)
-        insert_rows(conn, PRODUCTS, PRODUCT_COLUMNS, product_rows)
-        insert_rows(conn, IMAGES, IMAGE_COLUMNS, image_rows)
     if copies and not reader.problems:
         conn.execute(
             update(Image)
@@ -196,6 +165,56 @@ def _insert_rows(conn: Connection, request_id: str, reader: CsvReader) -> tuple[
             [{"b_seq": seq, "b_copies": n} for seq, n in copies.items()],
         )
     return products, images
+
+
+def _rows_of(
+    batch: list[CsvRow],
+    request_id: str,
+    products: int,
+    images: int,
+    sources: dict[str, int],
+    copies: dict[int, int],
+) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """The product and image rows of ``batch``, after ``products`` and ``images`` stored.
+
+    Column by column in comprehensions, then zipped into tuples: a third of the CPU of
+    building each tuple in a loop of appends."""
+    counts = [len(row.urls) for row in batch]
+    firsts = list(accumulate(counts, initial=images))
+    positions = range(products, products + len(batch))
+    product_rows = list(
+        zip(
+            repeat(request_id),
+            positions,
+            [row.line for row in batch],
+            [row.serial for row in batch],
+            [row.product_name for row in batch],
+            [row.urls_cell for row in batch],
+            firsts,
+            counts,
+            strict=False,  # firsts has one more
+        )
+    )
+    urls = [url for row in batch for url in row.urls]
+    seqs = range(images, images + len(urls))
+    image_rows = list(
+        zip(
+            repeat(request_id),
+            seqs,
+            [
+                position
+                for position, count in zip(positions, counts, strict=True)
+                for _ in range(count)
+            ],
+            [place for count in counts for place in range(count)],
+            urls,
+            _sources_of(urls, seqs, sources, copies),
+            repeat(0),
+            repeat(PENDING),
+            repeat(0),
+        )
+    )
+    return product_rows, image_rows
 
 
 def _sources_of(

@@ -72,8 +72,9 @@ class BatchWriter:
 
     On PostgreSQL a batch's ``COPY`` runs in a thread of its own while the caller reads
     the next batch: the database writes one batch's rows while this process parses the
-    next, instead of each waiting for the other (a 100,000-row upload went from 3.2-3.3 s
-    to 2.7 s, ``bench/README.md``). At most one batch is in flight, so memory holds two.
+    next, instead of each waiting for the other (a 100,000-row upload reached its 202 in
+    3.2 s, not 3.4-3.5 s: ``bench/README.md``). At most one batch is in flight, so memory
+    holds two.
     On SQLite the writes are this process's own work under the GIL: they run in place.
     """
 

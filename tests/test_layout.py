@@ -106,3 +106,23 @@ def test_the_run_commands_own_process_imports_no_pipeline() -> None:
         [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True
     )
     assert done.stdout.split() == []
+
+
+def test_a_start_on_a_migrated_database_does_not_import_alembic(tmp_path: Path) -> None:
+    """Alembic (and Mako, Pygments with it: about 0.1 s) is imported only when there is a
+    migration to run: ``serve`` and ``run`` migrate an embedded SQLite at every start."""
+    probe = (
+        "import sys\n"
+        "from imgbatch.config import Settings\n"
+        "from imgbatch.runtime import open_services\n"
+        "open_services(Settings())\n"
+        "print('alembic' in sys.modules)\n"
+    )
+    env = {**os.environ, "IMGBATCH_DATA_DIR": str(tmp_path)}
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True
+        ).stdout.split()
+        for _ in range(2)
+    ]
+    assert runs == [["True"], ["False"]]  # the first start migrates, the second need not

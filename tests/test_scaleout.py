@@ -137,6 +137,10 @@ def test_killed_and_stopped_workers_lose_nothing_and_count_nothing_twice(
     wait_until(lambda: downloading(first, photo_origin), timeout=30, interval=0.02)
     first.kill()  # SIGKILL mid-chunk: its message and its claimed images are orphaned
     third = scaleout.start_worker(values)
+    # The outage must land while a chunk is under way: one that finishes meanwhile cannot
+    # record. Right after the kill, the killed worker's chunks may still fill the window
+    # until a live worker reaps them, and the survivor may be idle for that moment.
+    wait_until(lambda: busy(second), timeout=30, interval=0.02)
     with database_outage(scaleout.database_url):
         time.sleep(2)  # chunks that finish now cannot record: they are tried again later
     wait_until(lambda: busy(second), timeout=30, interval=0.02)

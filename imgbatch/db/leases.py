@@ -236,20 +236,12 @@ def release_stopped(engine: Engine, *, chunks: list[Chunk]) -> int:
     stopped those processes, so none of them is a suspect that must run alone next time
     (a resumed ``imgbatch run`` then runs them in chunks, not one by one)."""
     with write_tx(engine) as conn:
-        return sum(
-            int(
-                conn.execute(
-                    update(Image)
-                    .where(chunk_rows(chunk))
-                    .values(**_UNLEASED, attempts=chunk.attempts)  # as claimed: not started
-                ).rowcount
-            )
-            for chunk in chunks
-        )
+        # Back to their count at the claim: as if never started.
+        return sum(_to_pending(conn, chunk, attempts=chunk.attempts) for chunk in chunks)
 
 
-def _to_pending(conn: Connection, chunk: Chunk) -> int:
-    result = conn.execute(update(Image).where(chunk_rows(chunk)).values(**_UNLEASED))
+def _to_pending(conn: Connection, chunk: Chunk, **also: object) -> int:
+    result = conn.execute(update(Image).where(chunk_rows(chunk)).values(**_UNLEASED, **also))
     return int(result.rowcount)
 
 

@@ -176,25 +176,24 @@ class EmbeddedRunner:
         with self._lock:
             self._stopping = True
             slots = list(self._slots)
-        processes = {id(slot): _processes(slot.pool) for slot in slots}
+        by_slot = [(slot, _processes(slot.pool)) for slot in slots]
         intact = [
             slot
-            for slot in slots
+            for slot, of_slot in by_slot
             if not getattr(slot.pool, "_broken", False)
-            and all(process.is_alive() for process in processes[id(slot)])
+            and all(process.is_alive() for process in of_slot)
         ]
         for slot in slots:
             slot.pool.shutdown(wait=False, cancel_futures=True)
+        processes = [process for _, of_slot in by_slot for process in of_slot]
         # Workers ignore SIGTERM (see local_pool.start_forkserver). Killing one mid-chunk loses
         # nothing: its chunks are handed back below, and output keys are deterministic.
-        for procs in processes.values():
-            for process in procs:
-                process.kill()
+        for process in processes:
+            process.kill()
         # Reaped here, not left to the interpreter's exit handlers (which wait without end
         # for a worker that does not die).
-        for procs in processes.values():
-            for process in procs:
-                process.join(STOP_SECONDS)
+        for process in processes:
+            process.join(STOP_SECONDS)
         stopped = [chunk for slot in intact for chunk in slot.held]
         if stopped:
             try:

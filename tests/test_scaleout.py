@@ -79,12 +79,17 @@ def status_of(client: TestClient | httpx.Client, request_id: str) -> dict[str, A
     return body
 
 
+def received(worker: Worker) -> set[str]:
+    """The chunks (task ids) the worker has received so far."""
+    log = worker.log.read_text(errors="replace")
+    return set(re.findall(r"Task imgbatch\.process_chunk\[([0-9a-f-]+)\] received", log))
+
+
 def busy(worker: Worker) -> bool:
     """The worker holds a chunk it has not finished (its log: received, not yet done)."""
     log = worker.log.read_text(errors="replace")
-    received = set(re.findall(r"Task imgbatch\.process_chunk\[([0-9a-f-]+)\] received", log))
     done = set(re.findall(r"Task imgbatch\.process_chunk\[([0-9a-f-]+)\] (?:succeeded|retry)", log))
-    return bool(received - done)
+    return bool(received(worker) - done)
 
 
 def downloading(worker: Worker, origin: Origin) -> bool:
@@ -137,12 +142,15 @@ def test_killed_and_stopped_workers_lose_nothing_and_count_nothing_twice(
     wait_until(lambda: downloading(first, photo_origin), timeout=30, interval=0.02)
     first.kill()  # SIGKILL mid-chunk: its message and its claimed images are orphaned
     third = scaleout.start_worker(values)
-    # The outage must land while a chunk is under way: one that finishes meanwhile cannot
-    # record. Right after the kill, the killed worker's chunks may still fill the window
-    # until a live worker reaps them, and the survivor may be idle for that moment.
-    wait_until(lambda: busy(second), timeout=30, interval=0.02)
+    # The outage must meet a chunk that records during it. One received from now on
+    # downloads for a second, so it records inside the outage, not just before it (a
+    # chunk caught between its record and its log line, with none queued, met no outage).
+    photo_origin.delay = 1.0
+    before = received(second) | received(third)
+    wait_until(lambda: received(second) | received(third) > before, timeout=30, interval=0.02)
     with database_outage(scaleout.database_url):
         time.sleep(2)  # chunks that finish now cannot record: they are tried again later
+    photo_origin.delay = 0.3
     wait_until(lambda: busy(second), timeout=30, interval=0.02)
     # SIGTERM: a warm shutdown finishes the chunk it runs (one it holds but has not
     # started goes back to the queue) and exits cleanly.

@@ -126,3 +126,31 @@ def test_a_start_on_a_migrated_database_does_not_import_alembic(tmp_path: Path) 
         for _ in range(2)
     ]
     assert runs == [["True"], ["False"]]  # the first start migrates, the second need not
+
+
+def test_processes_collect_again_after_their_imports() -> None:
+    """The fork server and the command import with the cyclic collector off, then freeze
+    what they imported (``dispatch/preload.py``, ``console.main``). A worker forked from
+    the fork server has the pipeline imported and frozen, and collects its own garbage:
+    with the collector left off, every reference cycle a chunk made would stay."""
+    check = (
+        "(__import__('gc').isenabled(), __import__('gc').get_freeze_count() > 0,"
+        " 'imgbatch.pipeline' in __import__('sys').modules)"
+    )
+    probe = (
+        "import gc, sys\n"
+        "from imgbatch.dispatch.local_pool import worker_context\n"
+        "with worker_context().Pool(1) as pool:\n"
+        f"    print(pool.apply(eval, ({check!r},)))\n"
+        "from imgbatch import console\n"
+        "sys.argv = ['imgbatch', '--help']\n"
+        "try:\n"
+        "    console.main()\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        f"print({check})\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    worker, command = done.stdout.splitlines()[0], done.stdout.splitlines()[-1]
+    assert worker == "(True, True, True)"
+    assert command == "(True, True, False)"  # the command imports no pipeline

@@ -27,9 +27,7 @@ def worker_context() -> multiprocessing.context.ForkServerContext:
     worker then starts in about 50 ms of CPU instead of importing everything again
     (about 0.7 s each, measured)."""
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(
-        ["imgbatch.dispatch.worker_process", "simplejpeg", "imgbatch.dispatch.preloaded"]
-    )
+    context.set_forkserver_preload(["imgbatch.dispatch.preload"])
     return context
 
 

@@ -138,7 +138,7 @@ def test_processes_collect_again_after_their_imports() -> None:
         " 'imgbatch.pipeline' in __import__('sys').modules)"
     )
     probe = (
-        "import gc, sys\n"
+        "import sys\n"
         "from imgbatch.dispatch.local_pool import worker_context\n"
         "with worker_context().Pool(1) as pool:\n"
         f"    print(pool.apply(eval, ({check!r},)))\n"

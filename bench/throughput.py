@@ -56,6 +56,7 @@ class Figure:
     worker_ms: float  # the same without the root process (server or command): the workers
     pss: int = 0  # peak PSS of the tree, bytes
     idle: float | None = None  # end to end: the machine's CPU time left idle (0-1)
+    origin_ms: float | None = None  # end to end: the origin's CPU per image, on the same cores
 
 
 def _machine_times() -> list[int]:
@@ -159,6 +160,17 @@ def ceiling(work: Callable[[bytes], object], images: int = IMAGES) -> Figure:
         return sampler.figure(images, elapsed)  # worker_ms: without this waiting process
 
 
+def _origin_cpu(base: str) -> float:
+    """User + system seconds of the origin process serving ``base`` (one of ours)."""
+    port = base.rsplit(":", 1)[1]
+    for child in psutil.Process().children():
+        command = child.cmdline()
+        if "bench.origin" in command and port in command:
+            times = child.cpu_times()
+            return float(times.user + times.system)
+    raise RuntimeError(f"no origin process for {base}")
+
+
 def _rows(base: str) -> list[list[str]]:
     urls = distinct_urls(base, IMAGES)
     return [urls[i : i + PER_ROW] for i in range(0, IMAGES, PER_ROW)]
@@ -167,19 +179,23 @@ def _rows(base: str) -> list[list[str]]:
 def serve_rate(delay_ms: float, data: Path) -> Figure:
     with origin(delay_ms) as base, live_server(data) as server, httpx.Client() as client:
         body = csv_text(_rows(base))
+        served = _origin_cpu(base)
         with TreeSampler(server.process.pid) as sampler, IdleMeter() as idle:
             started = time.perf_counter()
             request = upload(client, server.url, body)
             final = wait_terminal(client, server.url, str(request["request_id"]), poll=0.1)
             elapsed = time.perf_counter() - started
+        served = _origin_cpu(base) - served
         assert final["status"] == "completed", final
-        return replace(sampler.figure(IMAGES, elapsed), idle=idle.share)
+        figure = sampler.figure(IMAGES, elapsed)
+        return replace(figure, idle=idle.share, origin_ms=served * 1000 / IMAGES)
 
 
 def run_rate(delay_ms: float, data: Path) -> Figure:
     with origin(delay_ms) as base, tempfile.TemporaryDirectory() as tmp:
         source = Path(tmp) / "in.csv"
         source.write_text(csv_text(_rows(base)))
+        served = _origin_cpu(base)
         started = time.perf_counter()
         command = subprocess.Popen(
             [IMGBATCH, "run", str(source), "-o", str(Path(tmp) / "out.csv")],
@@ -190,12 +206,15 @@ def run_rate(delay_ms: float, data: Path) -> Figure:
         with TreeSampler(command.pid) as sampler, IdleMeter() as idle:
             assert command.wait() == 0
         elapsed = time.perf_counter() - started
-        return replace(sampler.figure(IMAGES, elapsed), idle=idle.share)
+        served = _origin_cpu(base) - served
+        figure = sampler.figure(IMAGES, elapsed)
+        return replace(figure, idle=idle.share, origin_ms=served * 1000 / IMAGES)
 
 
 def _print(name: str, figure: Figure, pillow: Figure, turbo: Figure) -> None:
     pss = f" {figure.pss / 1e6:5.0f} MB" if figure.pss else ""
     idle = "" if figure.idle is None else f" | {figure.idle:4.0%}"
+    idle += "" if figure.origin_ms is None else f" | {figure.origin_ms:4.1f}"
     print(
         f"{name:>24} | {figure.rate:6.1f} {figure.rate / pillow.rate:5.2f} "
         f"{figure.rate / turbo.rate:5.2f} | {figure.worker_ms:5.1f} "
@@ -209,11 +228,11 @@ def main() -> None:
     print("targets: end to end >= 1.0 x the plain-Pillow ceiling, >= 0.8 x libjpeg-turbo direct")
     print(
         f"{'':>24} | {'img/s':>6} {'/Pil':>5} {'/tj':>5} | {'ms':>5} {'/Pil':>5} {'/tj':>5} "
-        f"| {'ms':>5} {'/Pil':>5} | peak PSS | idle"
+        f"| {'ms':>5} {'/Pil':>5} | peak PSS | idle | origin"
     )
     print(
         f"{'':>24} | {'wall time':^18} | {'workers CPU/image':^18} | {'all CPU/img':^11} "
-        "| server + workers | cores"
+        "| server + workers | cores | ms/img"
     )
     pillow = ceiling(plain_pillow)
     turbo = ceiling(turbo_direct)
@@ -223,14 +242,35 @@ def main() -> None:
     # (this bench's machine), a new file's inode skips those deleted in the last seconds
     # to minutes, one inode-table look-up each: deleting a run's 600 outputs made the next
     # run's stores cost ~1 ms of CPU more per image (perf: recently_deleted).
+    served: list[Figure] = []
     with tempfile.TemporaryDirectory(prefix="imgbatch-bench-") as kept:
         for delay in DELAYS_MS:
             serve_data, run_data = Path(kept) / f"serve-{delay}", Path(kept) / f"run-{delay}"
-            _print(f"serve, {delay} ms origin", serve_rate(delay, serve_data), pillow, turbo)
+            served.append(serve_rate(delay, serve_data))
+            _print(f"serve, {delay} ms origin", served[-1], pillow, turbo)
             _print(f"run, {delay} ms origin", run_rate(delay, run_data), pillow, turbo)
     again = ceiling(plain_pillow)
     _print("plain Pillow again", again, pillow, turbo)
     print("(drift: the second plain-Pillow ceiling against the first)")
+    _print_budget(turbo, served)
+
+
+def _print_budget(turbo: Figure, served: list[Figure]) -> None:
+    """What 0.8 x libjpeg-turbo direct leaves above the codec, against what serve spends.
+
+    With every core busy, images/s is cores / CPU per image, so 0.8 x the ceiling's rate
+    allows ceiling CPU / 0.8 per image for everything: the codec, the server, the workers'
+    downloads, stores and records, and the origin, which shares these cores."""
+    allowed = turbo.cpu_ms / 0.8 - turbo.worker_ms
+    print(f"0.8 x turbo direct leaves {allowed:.1f} ms of CPU per image above the codec")
+    for delay, figure in zip(DELAYS_MS, served, strict=True):
+        origin_ms = figure.origin_ms or 0.0
+        above = figure.worker_ms - turbo.worker_ms
+        server = figure.cpu_ms - figure.worker_ms
+        print(
+            f"  serve, {delay} ms origin: {above + server + origin_ms:.1f} ms above it "
+            f"(workers {above:.1f}, server {server:.1f}, origin {origin_ms:.1f})"
+        )
 
 
 if __name__ == "__main__":

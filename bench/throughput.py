@@ -214,12 +214,12 @@ def run_rate(delay_ms: float, data: Path) -> Figure:
 def _print(name: str, figure: Figure, pillow: Figure, turbo: Figure) -> None:
     pss = f" {figure.pss / 1e6:5.0f} MB" if figure.pss else ""
     idle = "" if figure.idle is None else f" | {figure.idle:4.0%}"
-    idle += "" if figure.origin_ms is None else f" | {figure.origin_ms:4.1f}"
+    served = "" if figure.origin_ms is None else f" | {figure.origin_ms:4.1f}"
     print(
         f"{name:>24} | {figure.rate:6.1f} {figure.rate / pillow.rate:5.2f} "
         f"{figure.rate / turbo.rate:5.2f} | {figure.worker_ms:5.1f} "
         f"{pillow.worker_ms / figure.worker_ms:5.2f} {turbo.worker_ms / figure.worker_ms:5.2f} "
-        f"| {figure.cpu_ms:5.1f} {pillow.cpu_ms / figure.cpu_ms:5.2f} |{pss}{idle}"
+        f"| {figure.cpu_ms:5.1f} {pillow.cpu_ms / figure.cpu_ms:5.2f} |{pss}{idle}{served}"
     )
 
 

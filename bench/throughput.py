@@ -160,15 +160,29 @@ def ceiling(work: Callable[[bytes], object], images: int = IMAGES) -> Figure:
         return sampler.figure(images, elapsed)  # worker_ms: without this waiting process
 
 
-def _origin_cpu(base: str) -> float:
-    """User + system seconds of the origin process serving ``base`` (one of ours)."""
-    port = base.rsplit(":", 1)[1]
-    for child in psutil.Process().children():
-        command = child.cmdline()
-        if "bench.origin" in command and port in command:
-            times = child.cpu_times()
-            return float(times.user + times.system)
-    raise RuntimeError(f"no origin process for {base}")
+@dataclass
+class OriginMeter:
+    """CPU seconds (user + system) that the origin process serving ``base``, one of this
+    bench's children, spent while in the block: it shares the cores with the pipeline."""
+
+    base: str
+    seconds: float = 0.0
+
+    def __enter__(self) -> OriginMeter:
+        self._start = self._cpu()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.seconds = self._cpu() - self._start
+
+    def _cpu(self) -> float:
+        port = self.base.rsplit(":", 1)[1]
+        for child in psutil.Process().children():
+            command = child.cmdline()
+            if "bench.origin" in command and port in command:
+                times = child.cpu_times()
+                return float(times.user + times.system)
+        raise RuntimeError(f"no origin process for {self.base}")
 
 
 def _rows(base: str) -> list[list[str]]:
@@ -179,23 +193,24 @@ def _rows(base: str) -> list[list[str]]:
 def serve_rate(delay_ms: float, data: Path) -> Figure:
     with origin(delay_ms) as base, live_server(data) as server, httpx.Client() as client:
         body = csv_text(_rows(base))
-        served = _origin_cpu(base)
-        with TreeSampler(server.process.pid) as sampler, IdleMeter() as idle:
+        with (
+            TreeSampler(server.process.pid) as sampler,
+            IdleMeter() as idle,
+            OriginMeter(base) as served,
+        ):
             started = time.perf_counter()
             request = upload(client, server.url, body)
             final = wait_terminal(client, server.url, str(request["request_id"]), poll=0.1)
             elapsed = time.perf_counter() - started
-        served = _origin_cpu(base) - served
         assert final["status"] == "completed", final
         figure = sampler.figure(IMAGES, elapsed)
-        return replace(figure, idle=idle.share, origin_ms=served * 1000 / IMAGES)
+        return replace(figure, idle=idle.share, origin_ms=served.seconds * 1000 / IMAGES)
 
 
 def run_rate(delay_ms: float, data: Path) -> Figure:
     with origin(delay_ms) as base, tempfile.TemporaryDirectory() as tmp:
         source = Path(tmp) / "in.csv"
         source.write_text(csv_text(_rows(base)))
-        served = _origin_cpu(base)
         started = time.perf_counter()
         command = subprocess.Popen(
             [IMGBATCH, "run", str(source), "-o", str(Path(tmp) / "out.csv")],
@@ -203,23 +218,22 @@ def run_rate(delay_ms: float, data: Path) -> Figure:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        with TreeSampler(command.pid) as sampler, IdleMeter() as idle:
+        with TreeSampler(command.pid) as sampler, IdleMeter() as idle, OriginMeter(base) as served:
             assert command.wait() == 0
         elapsed = time.perf_counter() - started
-        served = _origin_cpu(base) - served
         figure = sampler.figure(IMAGES, elapsed)
-        return replace(figure, idle=idle.share, origin_ms=served * 1000 / IMAGES)
+        return replace(figure, idle=idle.share, origin_ms=served.seconds * 1000 / IMAGES)
 
 
 def _print(name: str, figure: Figure, pillow: Figure, turbo: Figure) -> None:
     pss = f" {figure.pss / 1e6:5.0f} MB" if figure.pss else ""
     idle = "" if figure.idle is None else f" | {figure.idle:4.0%}"
-    served = "" if figure.origin_ms is None else f" | {figure.origin_ms:4.1f}"
+    origin_cpu = "" if figure.origin_ms is None else f" | {figure.origin_ms:4.1f}"
     print(
         f"{name:>24} | {figure.rate:6.1f} {figure.rate / pillow.rate:5.2f} "
         f"{figure.rate / turbo.rate:5.2f} | {figure.worker_ms:5.1f} "
         f"{pillow.worker_ms / figure.worker_ms:5.2f} {turbo.worker_ms / figure.worker_ms:5.2f} "
-        f"| {figure.cpu_ms:5.1f} {pillow.cpu_ms / figure.cpu_ms:5.2f} |{pss}{idle}{served}"
+        f"| {figure.cpu_ms:5.1f} {pillow.cpu_ms / figure.cpu_ms:5.2f} |{pss}{idle}{origin_cpu}"
     )
 
 
@@ -242,20 +256,20 @@ def main() -> None:
     # (this bench's machine), a new file's inode skips those deleted in the last seconds
     # to minutes, one inode-table look-up each: deleting a run's 600 outputs made the next
     # run's stores cost ~1 ms of CPU more per image (perf: recently_deleted).
-    served: list[Figure] = []
+    serves: list[Figure] = []
     with tempfile.TemporaryDirectory(prefix="imgbatch-bench-") as kept:
         for delay in DELAYS_MS:
             serve_data, run_data = Path(kept) / f"serve-{delay}", Path(kept) / f"run-{delay}"
-            served.append(serve_rate(delay, serve_data))
-            _print(f"serve, {delay} ms origin", served[-1], pillow, turbo)
+            serves.append(serve_rate(delay, serve_data))
+            _print(f"serve, {delay} ms origin", serves[-1], pillow, turbo)
             _print(f"run, {delay} ms origin", run_rate(delay, run_data), pillow, turbo)
     again = ceiling(plain_pillow)
     _print("plain Pillow again", again, pillow, turbo)
     print("(drift: the second plain-Pillow ceiling against the first)")
-    _print_budget(turbo, served)
+    _print_budget(turbo, serves)
 
 
-def _print_budget(turbo: Figure, served: list[Figure]) -> None:
+def _print_budget(turbo: Figure, serves: list[Figure]) -> None:
     """What 0.8 x libjpeg-turbo direct leaves above the codec, against what serve spends.
 
     With every core busy, images/s is cores / CPU per image, so 0.8 x the ceiling's rate
@@ -263,7 +277,7 @@ def _print_budget(turbo: Figure, served: list[Figure]) -> None:
     downloads, stores and records, and the origin, which shares these cores."""
     allowed = turbo.cpu_ms / 0.8 - turbo.worker_ms
     print(f"0.8 x turbo direct leaves {allowed:.1f} ms of CPU per image above the codec")
-    for delay, figure in zip(DELAYS_MS, served, strict=True):
+    for delay, figure in zip(DELAYS_MS, serves, strict=True):
         origin_ms = figure.origin_ms or 0.0
         above = figure.worker_ms - turbo.worker_ms
         server = figure.cpu_ms - figure.worker_ms
